@@ -1,0 +1,112 @@
+"""The ``kubedrill`` command. Exit codes are decided here and only here:
+
+0 pass · 1 fail (or error) · 2 usage / config error · 3 inconclusive
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubedrill import __version__
+from kubedrill.errors import ConfigError, KubedrillError
+from kubedrill.run import new_run_id
+from kubedrill.settings import load_settings
+from kubedrill.types import Verdict
+
+__all__ = ["EXIT", "exit_code_for", "main"]
+
+EXIT = {"pass": 0, "fail": 1, "usage": 2, "inconclusive": 3}
+
+
+def exit_code_for(verdict: Verdict, inconclusive: str = "fail") -> int:
+    if verdict is Verdict.PASS:
+        return EXIT["pass"]
+    if verdict is Verdict.INCONCLUSIVE:
+        return EXIT["inconclusive"] if inconclusive == "fail" else EXIT["pass"]
+    return EXIT["fail"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """kubedrill: prove a GPU-backed Kubernetes service does what its runbook claims."""
+
+
+@cli.command()
+def version() -> None:
+    """Print the kubedrill version."""
+    click.echo(f"kubedrill {__version__}")
+
+
+@cli.command()
+@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
+              help="drill.yaml to check")
+def validate(config: Path) -> None:
+    """Check a settings file (and KUBEDRILL_* variables) without touching any cluster."""
+    settings = load_settings(config)
+    click.echo(f"{config}: OK (target {settings.target.name} in {settings.target.namespace})")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--suite", type=click.Choice(["ci", "gameday", "capacity", "all"]), default=None)
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None)
+@click.option("--report-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--dry-run", is_flag=True, default=False)
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def run(suite: str | None, config: Path | None, report_dir: Path | None, dry_run: bool,
+        pytest_args: tuple[str, ...]) -> None:
+    """Run scenarios (default: scenarios/) with pytest and exit with the run's verdict."""
+    overrides: dict[str, Any] = {"run.suite": suite, "report.dir": report_dir,
+                                 "run.dry_run": True if dry_run else None}
+    settings = load_settings(config, overrides=overrides, override_source="kubedrill run option")
+    run_id = new_run_id()
+    args = [sys.executable, "-m", "pytest", "-p", "kubedrill.pytest_plugin", f"--drill-run-id={run_id}",
+            f"--report-dir={settings.report.dir}"]
+    if config:
+        args.append(f"--drill-config={config}")
+    if suite:
+        args.append(f"--suite={suite}")
+    if dry_run:
+        args.append("--dry-run")
+    args += list(pytest_args) or ["scenarios"]
+    rc = subprocess.call(args)
+    doc_path = settings.report.dir / run_id / "run.json"
+    if rc in (2, 3, 4):  # pytest: interrupted, internal error, usage error
+        raise SystemExit(EXIT["usage"] if rc == 4 else EXIT["fail"])
+    if not doc_path.is_file():
+        click.echo("kubedrill: no scenario ran, so nothing was proven (INCONCLUSIVE)", err=True)
+        raise SystemExit(EXIT["inconclusive"])
+    doc = json.loads(doc_path.read_text("utf-8"))
+    verdict = Verdict(doc["verdict"])
+    code = exit_code_for(verdict, "warn" if settings.run.dry_run else settings.run.inconclusive)
+    if rc == 1 and code == EXIT["pass"]:
+        code = EXIT["fail"]  # a plain test failed beside the scenarios
+    click.echo(f"kubedrill: {verdict.value} — {doc_path}")
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="kubedrill", standalone_mode=False)
+    except ConfigError as e:
+        click.echo(f"kubedrill: config error: {e}", err=True)
+        raise SystemExit(EXIT["usage"]) from None
+    except click.exceptions.Exit as e:
+        raise SystemExit(e.exit_code) from None
+    except click.ClickException as e:
+        e.show()
+        raise SystemExit(EXIT["usage"]) from None
+    except click.exceptions.Abort:
+        raise SystemExit(EXIT["fail"]) from None
+    except KubedrillError as e:
+        click.echo(f"kubedrill: {e}", err=True)
+        raise SystemExit(EXIT["fail"]) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The ``drill`` object a scenario receives: its settings, its timeline, its checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kubedrill.checks import Check, CheckResult, expect
+from kubedrill.settings import Settings
+from kubedrill.timeline import Note, Payload, Timeline
+
+__all__ = ["Drill"]
+
+
+class Drill:
+    """Registers a scenario's claims and evaluates them over its timeline at the end."""
+
+    def __init__(self, scenario_id: str, settings: Settings, timeline: Timeline | None = None):
+        self.scenario_id = scenario_id
+        self.settings = settings
+        self.timeline = timeline or Timeline()
+        self._checks: list[Check] = []
+        self._results: list[CheckResult] | None = None
+
+    # ------------------------------------------------------------ claims
+    def add(self, check: Check) -> Check:
+        if self._results is not None:
+            raise RuntimeError("checks were already evaluated; register them before the scenario ends")
+        self._checks.append(check)
+        return check
+
+    def expect(self, expression: str, phase: str | None = None, name: str | None = None, **params: Any) -> Check:
+        """Register a claim: ``drill.expect("p95_ms <= 100", phase="inject")``."""
+        return self.add(expect(expression, phase=phase, name=name, **params))
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return tuple(self._checks)
+
+    # ------------------------------------------------------------ recording
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        with self.timeline.phase(name):
+            yield
+
+    def record(self, data: Payload, source: str = "scenario") -> None:
+        self.timeline.record(data, source=source)
+
+    def note(self, text: str, level: str = "info") -> None:
+        self.timeline.record(Note(text, level), source="scenario")  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ run knobs
+    @property
+    def dry_run(self) -> bool:
+        return self.settings.run.dry_run
+
+    def seconds(self, nominal: float) -> float:
+        """A duration scaled by ``--time-scale`` (e.g. 0.1 for a quick CI pass)."""
+        return nominal * self.settings.run.time_scale
+
+    # ------------------------------------------------------------ verdicts
+    def evaluate(self) -> list[CheckResult]:
+        """Evaluate every check once; later calls return the same results."""
+        if self._results is None:
+            self.timeline.ingest()
+            self._results = [c.evaluate(self.timeline) for c in self._checks]
+        return list(self._results)

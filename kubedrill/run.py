@@ -1,0 +1,108 @@
+"""A run: scenarios, their checks' results, their timelines, and the overall verdict."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kubedrill import __version__
+from kubedrill.checks.base import CheckResult
+from kubedrill.settings import Settings
+from kubedrill.timeline import Timeline
+from kubedrill.types import Verdict, worst
+
+__all__ = ["SCHEMA_ID", "RunRecord", "ScenarioResult", "new_run_id"]
+
+SCHEMA_ID = "https://kubedrill.dev/schemas/run-v1.json"
+SCHEMA_VERSION = 1
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = datetime.fromtimestamp(now or time.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    id: str
+    name: str
+    markers: list[str]
+    started: float
+    ended: float
+    status: Literal["ran", "skipped", "errored"]
+    checks: list[CheckResult] = field(default_factory=list)
+    message: str = ""
+    timeline: Timeline | None = None
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """None for a skipped scenario; ERROR when the scenario itself broke."""
+        if self.status == "skipped":
+            return None
+        if self.status == "errored":
+            return Verdict.ERROR
+        return worst([c.verdict for c in self.checks])
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.verdict
+        return {
+            "id": self.id,
+            "name": self.name,
+            "markers": self.markers,
+            "status": self.status,
+            "verdict": None if v is None else v.value,
+            "message": self.message,
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "duration_s": round(self.ended - self.started, 3),
+            "checks": [c.to_dict() for c in self.checks],
+            "timeline": None if self.timeline is None else self.timeline.to_json(),
+        }
+
+
+@dataclass(slots=True)
+class RunRecord:
+    settings: Settings
+    run_id: str = field(default_factory=new_run_id)
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    scenarios: list[ScenarioResult] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> Verdict:
+        """Worst scenario verdict; a run with nothing that ran proved nothing."""
+        return worst([v for s in self.scenarios if (v := s.verdict) is not None])
+
+    def counts(self) -> dict[str, int]:
+        out = {v.value: 0 for v in Verdict}
+        for s in self.scenarios:
+            for c in s.checks:
+                out[c.verdict.value] += 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        ended = self.ended if self.ended is not None else time.time()
+        return {
+            "$schema": SCHEMA_ID,
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "kubedrill_version": __version__,
+            "started": iso(self.started),
+            "ended": iso(ended),
+            "duration_s": round(ended - self.started, 3),
+            "dry_run": self.settings.run.dry_run,
+            "suite": self.settings.run.suite,
+            "inconclusive_policy": self.settings.run.inconclusive,
+            "target": self.settings.redacted()["target"],
+            "settings": self.settings.redacted(),
+            "verdict": self.verdict.value,
+            "check_counts": self.counts(),
+            "scenarios": [s.to_dict() for s in self.scenarios],
+        }

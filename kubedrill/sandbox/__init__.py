@@ -1,0 +1,1 @@
+"""Offline sandbox: upstream Go binaries for a local kwok cluster."""
