@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
-EXTRAS ?= load,service,dev
+EXTRAS ?= load,service,gpu,dev
 export UV_CACHE_DIR ?= $(HOME)/.cache/kubedrill/uv
 
 .PHONY: install test unit lint demo bench-load bench-sandbox clean

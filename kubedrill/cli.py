@@ -44,8 +44,9 @@ def version() -> None:
 
 
 @cli.command()
-@click.option("--config", "config", required=True, type=click.Path(path_type=Path),
-              help="drill.yaml to check")
+@click.option(
+    "--config", "config", required=True, type=click.Path(path_type=Path), help="drill.yaml to check"
+)
 def validate(config: Path) -> None:
     """Check a settings file (and KUBEDRILL_* variables) without touching any cluster."""
     settings = load_settings(config)
@@ -58,15 +59,28 @@ def validate(config: Path) -> None:
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--dry-run", is_flag=True, default=False)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def run(suite: str | None, config: Path | None, report_dir: Path | None, dry_run: bool,
-        pytest_args: tuple[str, ...]) -> None:
+def run(
+    suite: str | None,
+    config: Path | None,
+    report_dir: Path | None,
+    dry_run: bool,
+    pytest_args: tuple[str, ...],
+) -> None:
     """Run scenarios (default: scenarios/) with pytest and exit with the run's verdict."""
-    overrides: dict[str, Any] = {"run.suite": suite, "report.dir": report_dir,
-                                 "run.dry_run": True if dry_run else None}
+    overrides: dict[str, Any] = {
+        "run.suite": suite,
+        "report.dir": report_dir,
+        "run.dry_run": True if dry_run else None,
+    }
     settings = load_settings(config, overrides=overrides, override_source="kubedrill run option")
     run_id = new_run_id()
-    args = [sys.executable, "-m", "pytest", "-p", "kubedrill.pytest_plugin", f"--drill-run-id={run_id}",
-            f"--report-dir={settings.report.dir}"]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--drill-run-id={run_id}",
+        f"--report-dir={settings.report.dir}",
+    ]
     if config:
         args.append(f"--drill-config={config}")
     if suite:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from kubedrill.checks import Check, CheckResult, expect
 from kubedrill.settings import Settings
@@ -26,11 +26,15 @@ class Drill:
     # ------------------------------------------------------------ claims
     def add(self, check: Check) -> Check:
         if self._results is not None:
-            raise RuntimeError("checks were already evaluated; register them before the scenario ends")
+            raise RuntimeError(
+                "checks were already evaluated; register them before the scenario ends"
+            )
         self._checks.append(check)
         return check
 
-    def expect(self, expression: str, phase: str | None = None, name: str | None = None, **params: Any) -> Check:
+    def expect(
+        self, expression: str, phase: str | None = None, name: str | None = None, **params: Any
+    ) -> Check:
         """Register a claim: ``drill.expect("p95_ms <= 100", phase="inject")``."""
         return self.add(expect(expression, phase=phase, name=name, **params))
 
@@ -47,8 +51,8 @@ class Drill:
     def record(self, data: Payload, source: str = "scenario") -> None:
         self.timeline.record(data, source=source)
 
-    def note(self, text: str, level: str = "info") -> None:
-        self.timeline.record(Note(text, level), source="scenario")  # type: ignore[arg-type]
+    def note(self, text: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        self.timeline.record(Note(text, level), source="scenario")
 
     # ------------------------------------------------------------ run knobs
     @property

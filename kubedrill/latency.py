@@ -6,7 +6,15 @@ from collections.abc import Iterable
 
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["LOWEST_US", "HIGHEST_US", "SIGNIFICANT_DIGITS", "decode", "merge", "new_histogram", "percentiles_ms"]
+__all__ = [
+    "HIGHEST_US",
+    "LOWEST_US",
+    "SIGNIFICANT_DIGITS",
+    "decode",
+    "merge",
+    "new_histogram",
+    "percentiles_ms",
+]
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour

@@ -8,7 +8,7 @@ test, and every check becomes its own testcase in ``reports/<run>/junit.xml``.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -53,20 +53,42 @@ _OPTION_KEYS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kubedrill", "kubedrill scenarios")
-    g.addoption("--drill-config", dest="drill_config", metavar="FILE",
-                help="drill.yaml settings file (default: $KUBEDRILL_CONFIG)")
+    g.addoption(
+        "--drill-config",
+        dest="drill_config",
+        metavar="FILE",
+        help="drill.yaml settings file (default: $KUBEDRILL_CONFIG)",
+    )
     g.addoption("--kubeconfig", dest="drill_kubeconfig", metavar="FILE", help="kubeconfig file")
     g.addoption("--context", dest="drill_context", metavar="NAME", help="kubeconfig context")
     g.addoption("--namespace", dest="drill_namespace", metavar="NS", help="namespace of the target")
-    g.addoption("--target-url", dest="drill_target_url", metavar="URL", help="URL of the service under test")
-    g.addoption("--prometheus-url", dest="drill_prometheus_url", metavar="URL", help="Prometheus base URL")
+    g.addoption(
+        "--target-url", dest="drill_target_url", metavar="URL", help="URL of the service under test"
+    )
+    g.addoption(
+        "--prometheus-url", dest="drill_prometheus_url", metavar="URL", help="Prometheus base URL"
+    )
     g.addoption("--report-dir", dest="drill_report_dir", metavar="DIR", help="where run reports go")
-    g.addoption("--suite", dest="drill_suite", choices=["ci", "gameday", "capacity", "all"],
-                help="run only scenarios with this marker")
-    g.addoption("--time-scale", dest="drill_time_scale", metavar="X",
-                help="multiply scenario durations (0.1 for a quick pass)")
-    g.addoption("--dry-run", dest="drill_dry_run", action="store_const", const=True, default=None,
-                help="plan only: no load, no faults; INCONCLUSIVE never fails")
+    g.addoption(
+        "--suite",
+        dest="drill_suite",
+        choices=["ci", "gameday", "capacity", "all"],
+        help="run only scenarios with this marker",
+    )
+    g.addoption(
+        "--time-scale",
+        dest="drill_time_scale",
+        metavar="X",
+        help="multiply scenario durations (0.1 for a quick pass)",
+    )
+    g.addoption(
+        "--dry-run",
+        dest="drill_dry_run",
+        action="store_const",
+        const=True,
+        default=None,
+        help="plan only: no load, no faults; INCONCLUSIVE never fails",
+    )
     g.addoption("--drill-run-id", dest="drill_run_id", help=argparse_suppress())
 
 
@@ -80,7 +102,9 @@ def _settings_from(config: pytest.Config) -> Settings:
     overrides: dict[str, Any] = {key: config.getoption(dest) for dest, key in _OPTION_KEYS.items()}
     cfg = config.getoption("drill_config")
     try:
-        return load_settings(Path(cfg) if cfg else None, overrides=overrides, override_source="pytest option")
+        return load_settings(
+            Path(cfg) if cfg else None, overrides=overrides, override_source="pytest option"
+        )
     except ConfigError as e:
         raise pytest.UsageError(f"kubedrill: {e}") from None
 
@@ -109,7 +133,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if mark.name == "gpu" and "count" in mark.kwargs:
                 count = mark.kwargs["count"]
                 if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                    raise pytest.UsageError(f"{item.nodeid}: gpu(count=...) must be a positive integer")
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: gpu(count=...) must be a positive integer"
+                    )
     suite = config.stash[_RECORD].settings.run.suite
     if suite == "all":
         return
@@ -127,12 +153,12 @@ def drill_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture
-def drill(request: pytest.FixtureRequest, drill_settings: Settings) -> Iterator[Drill]:
+def drill(request: pytest.FixtureRequest, drill_settings: Settings) -> Drill:
     """The scenario's drill: ``drill.expect(...)``, ``drill.phase(...)``, ``drill.timeline``."""
     d = Drill(request.node.nodeid, drill_settings)
     request.node.stash[_DRILL] = d
     request.node.stash[_STARTED] = time.time()
-    yield d
+    return d
 
 
 @pytest.fixture
@@ -143,7 +169,8 @@ def timeline(drill: Drill) -> Any:
 
 def _message(results: list[Any], policy_fails_inconclusive: bool) -> str | None:
     bad = [
-        r for r in results
+        r
+        for r in results
         if r.verdict in (Verdict.FAIL, Verdict.ERROR)
         or (r.verdict is Verdict.INCONCLUSIVE and policy_fails_inconclusive)
     ]
@@ -170,7 +197,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     fails_inconclusive = record.settings.run.inconclusive == "fail" and not d.dry_run
     msg = _message(results, fails_inconclusive)
     if not results:
-        msg = None if d.dry_run or not fails_inconclusive else "INCONCLUSIVE: the scenario registered no checks"
+        msg = (
+            None
+            if d.dry_run or not fails_inconclusive
+            else "INCONCLUSIVE: the scenario registered no checks"
+        )
     for r in results:
         item.user_properties.append((f"check:{r.name}", f"{r.verdict.value}: {r.reason}"))
     _finish(item, "ran", msg or "")
@@ -201,7 +232,9 @@ def _finish(item: pytest.Item, status: str, message: str) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "setup" and report.skipped and "drill" in getattr(item, "fixturenames", ()):
         record = item.config.stash[_RECORD]
@@ -210,9 +243,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         now = time.time()
         record.scenarios.append(
             ScenarioResult(
-                id=item.nodeid, name=item.name,
+                id=item.nodeid,
+                name=item.name,
                 markers=sorted({m.name for m in item.iter_markers() if m.name in MARKERS}),
-                started=now, ended=now, status="skipped", message=reason.removeprefix("Skipped: "),
+                started=now,
+                ended=now,
+                status="skipped",
+                message=reason.removeprefix("Skipped: "),
             )
         )
     return report
@@ -249,7 +286,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     record.ended = time.time()
     settings = record.settings
-    config.stash[_WRITTEN] = write_reports(record.to_dict(), settings.report.dir, settings.report.formats)
+    config.stash[_WRITTEN] = write_reports(
+        record.to_dict(), settings.report.dir, settings.report.formats
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

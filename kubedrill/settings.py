@@ -167,6 +167,10 @@ def _describe(tp: Any) -> str:
     return names.get(tp, "a path" if tp is Path else str(tp))
 
 
+class _Expected(ValueError):
+    """A conversion error whose message says what was expected."""
+
+
 def _coerce(tp: Any, raw: Any, name: str, from_text: bool) -> Any:
     """Convert ``raw`` to ``tp``; ``from_text`` is set for env vars and CLI flags."""
     origin = typing.get_origin(tp)
@@ -196,7 +200,10 @@ def _coerce(tp: Any, raw: Any, name: str, from_text: bool) -> Any:
         raise ValueError
     if tp is float:
         if name.endswith("_s"):
-            return parse_duration(raw)
+            try:
+                return parse_duration(raw)
+            except ValueError as e:
+                raise _Expected(str(e)) from None
         if isinstance(raw, bool):
             raise ValueError
         if isinstance(raw, int | float) or (from_text and isinstance(raw, str)):
@@ -224,9 +231,7 @@ def _coerce(tp: Any, raw: Any, name: str, from_text: bool) -> Any:
     raise TypeError(f"unsupported settings type {tp!r}")  # pragma: no cover - programmer error
 
 
-def _build_section(
-    section: str, values: Mapping[str, tuple[Any, str, bool]], base: Any
-) -> Any:
+def _build_section(section: str, values: Mapping[str, tuple[Any, str, bool]], base: Any) -> Any:
     cls = _SECTIONS[section]
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -236,9 +241,11 @@ def _build_section(
         try:
             value = _coerce(hints[key], raw, key, from_text)
         except (ValueError, TypeError) as e:
-            expected = str(e) if isinstance(e, ValueError) and str(e) else _describe(hints[key])
+            expected = str(e) if isinstance(e, _Expected) else _describe(hints[key])
             raise ConfigError(source, f"{section}.{key}", expected, raw) from None
-        problem = f.metadata["check"](value) if "check" in f.metadata and value is not None else None
+        problem = (
+            f.metadata["check"](value) if "check" in f.metadata and value is not None else None
+        )
         if problem:
             raise ConfigError(source, f"{section}.{key}", problem, raw)
         changes[key] = value
@@ -260,7 +267,9 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         raise ConfigError(source, "", "an existing, readable YAML file (file not found)") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(source, "", f"a readable UTF-8 YAML file ({e.__class__.__name__})") from None
+        raise ConfigError(
+            source, "", f"a readable UTF-8 YAML file ({e.__class__.__name__})"
+        ) from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -270,12 +279,16 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise ConfigError(source, "", "a mapping of sections (target, cluster, …) at top level", doc)
+        raise ConfigError(
+            source, "", "a mapping of sections (target, cluster, …) at top level", doc
+        )
     out: dict[str, dict[str, Any]] = {}
     for section, body in doc.items():
         if not isinstance(section, str) or section not in _SECTIONS:
             hint = _suggest(str(section), list(_SECTIONS))
-            raise ConfigError(source, str(section), "a known section: " + ", ".join(_SECTIONS) + hint)
+            raise ConfigError(
+                source, str(section), "a known section: " + ", ".join(_SECTIONS) + hint
+            )
         if body is None:
             continue
         if not isinstance(body, dict):
@@ -284,7 +297,9 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
         for key in body:
             if not isinstance(key, str) or key not in names:
                 raise ConfigError(
-                    source, f"{section}.{key}", "a known key: " + ", ".join(names) + _suggest(str(key), names)
+                    source,
+                    f"{section}.{key}",
+                    "a known key: " + ", ".join(names) + _suggest(str(key), names),
                 )
         out[section] = dict(body)
     return out
@@ -327,7 +342,10 @@ def load_settings(
     if config is not None:
         file_doc = read_config_file(config)
         layers.append(
-            {s: {k: (v, str(config), False) for k, v in body.items()} for s, body in file_doc.items()}
+            {
+                s: {k: (v, str(config), False) for k, v in body.items()}
+                for s, body in file_doc.items()
+            }
         )
     layers.append(_env_values(env))
     cli: dict[str, dict[str, tuple[Any, str, bool]]] = {}
@@ -335,7 +353,9 @@ def load_settings(
         if value is None:
             continue
         section, _, key = dotted.partition(".")
-        if section not in _SECTIONS or key not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
+        if section not in _SECTIONS or key not in {
+            f.name for f in dataclasses.fields(_SECTIONS[section])
+        }:
             raise ConfigError(override_source, dotted, "a known setting")
         cli.setdefault(section, {})[key] = (value, override_source, isinstance(value, str))
     layers.append(cli)

@@ -49,6 +49,10 @@ class Payload:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def interval(self) -> tuple[float, float] | None:
+        """The time span the payload describes, when it is more than its record time."""
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class PhaseMark(Payload):
@@ -94,6 +98,9 @@ class LoadWindow(Payload):
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    def interval(self) -> tuple[float, float] | None:
+        return (self.start, self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,11 +280,17 @@ class Timeline:
         return out
 
     def span(self) -> Window | None:
-        """From the first to just after the last observation; None when empty."""
+        """The whole run: from the timeline's creation (or anything earlier it holds) to just
+        after the last thing observed; None when nothing was observed."""
         items = self.observations()
         if not items:
             return None
-        return Window(items[0].t, items[-1].t + 1e-9)
+        start, end = min(self.mono0, items[0].t), items[-1].t
+        for o in items:
+            span = o.data.interval()
+            if span is not None:
+                start, end = min(start, span[0]), max(end, span[1])
+        return Window(start, end + 1e-6)
 
     def window_for(self, phase: str | None) -> Window | None:
         """The phase's window, or the whole run for ``None``; None when unknown."""
@@ -298,7 +311,9 @@ class Timeline:
             tl.wall0 = float(doc["clock"]["wall0"])
             raw = list(doc["observations"])
         except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError("timeline", "clock/observations", "a kubedrill timeline document") from e
+            raise ConfigError(
+                "timeline", "clock/observations", "a kubedrill timeline document"
+            ) from e
         tl._items = [tl._decode(item, f"observations[{i}]") for i, item in enumerate(raw)]
         return tl
 
@@ -307,7 +322,9 @@ class Timeline:
             data = self._types.decode(item["kind"], item["data"])
             return Observation(float(item["t"]), float(item["wall"]), str(item["source"]), data)
         except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError("timeline", where, "an observation {t, wall, source, kind, data}") from e
+            raise ConfigError(
+                "timeline", where, "an observation {t, wall, source, kind, data}"
+            ) from e
 
 
 class SpoolWriter:

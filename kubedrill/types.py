@@ -11,7 +11,7 @@ __all__ = ["Verdict", "Window", "worst"]
 class Verdict(enum.Enum):
     """Outcome of a check. Ordered by severity: ``worst()`` of a set is the scenario verdict."""
 
-    PASS = "PASS"
+    PASS = "PASS"  # noqa: S105 - a verdict, not a password
     INCONCLUSIVE = "INCONCLUSIVE"
     FAIL = "FAIL"
     ERROR = "ERROR"

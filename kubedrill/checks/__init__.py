@@ -37,7 +37,9 @@ _BY_METRIC: dict[str, type[Check]] = {
 }
 
 
-def expect(expression: str, phase: str | None = None, name: str | None = None, **params: Any) -> Check:
+def expect(
+    expression: str, phase: str | None = None, name: str | None = None, **params: Any
+) -> Check:
     """A check from a threshold expression: ``expect("p95_ms <= 100", phase="inject")``.
 
     Extra keyword arguments go to the check (``endpoint=``, ``object_name=``, ``target=``,
@@ -46,6 +48,6 @@ def expect(expression: str, phase: str | None = None, name: str | None = None, *
     threshold = parse_threshold(expression)
     cls = _BY_METRIC[threshold.metric]
     try:
-        return cls(threshold, phase, name, **params)  # type: ignore[call-arg]
+        return cls(threshold, phase, name, **params)
     except TypeError as e:
         raise ThresholdSyntaxError(f"check {expression!r}: {e}") from None

@@ -73,7 +73,9 @@ class Check(abc.ABC):
         try:
             ev = self.measure(timeline, window)
         except Exception as e:  # noqa: BLE001 - a broken check is reported, not raised
-            return self._result(Verdict.ERROR, None, f"{type(e).__name__}: {truncate(str(e))}", window)
+            return self._result(
+                Verdict.ERROR, None, f"{type(e).__name__}: {truncate(str(e))}", window
+            )
         if ev.value is None:
             return self._result(Verdict.INCONCLUSIVE, None, f"no data: {ev.detail}", window)
         ok = self.threshold.holds(ev.value)

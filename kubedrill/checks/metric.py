@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from statistics import fmean
 from typing import Literal
 
@@ -13,7 +13,12 @@ from kubedrill.types import Window
 
 __all__ = ["MetricCheck"]
 
-_AGG = {"max": max, "min": min, "mean": fmean, "last": lambda xs: xs[-1]}
+_AGG: dict[str, Callable[[list[float]], float]] = {
+    "max": max,
+    "min": min,
+    "mean": fmean,
+    "last": lambda xs: xs[-1],
+}
 
 
 class MetricCheck(Check):
@@ -29,7 +34,9 @@ class MetricCheck(Check):
         labels: Mapping[str, str] | None = None,
         agg: Literal["max", "min", "mean", "last"] = "max",
     ) -> None:
-        super().__init__(threshold, phase, name or f"{agg}({metric}) {threshold.op} {threshold.value:g}")
+        super().__init__(
+            threshold, phase, name or f"{agg}({metric}) {threshold.op} {threshold.value:g}"
+        )
         if agg not in _AGG:
             raise ValueError(f"agg must be one of {', '.join(_AGG)}, got {agg!r}")
         self.metric = metric

@@ -49,8 +49,15 @@ class ScaleWithinCheck(_ObjectCheck):
 
     kind = "scaling"
 
-    def __init__(self, threshold: Threshold, phase: str | None = None, name: str | None = None,
-                 *, target: int, **kw: str) -> None:
+    def __init__(
+        self,
+        threshold: Threshold,
+        phase: str | None = None,
+        name: str | None = None,
+        *,
+        target: int,
+        **kw: str,
+    ) -> None:
         super().__init__(threshold, phase, name, **kw)
         self.target = target
         self.up = threshold.metric != "scale_down_within"
@@ -70,7 +77,7 @@ class ScaleWithinCheck(_ObjectCheck):
             return Evidence(
                 None,
                 f"{self._what} had not reached {self.target} after {observed:.1f}s, "
-                f"less than the {self.threshold.value:g}s allowed, so the deadline was not observed",
+                f"less than the {self.threshold.value:g}s allowed: the deadline was not observed",
             )
         seen = [float(o.data.fields[self.field]) for o in series if o.t >= window.start]  # type: ignore[arg-type]
         best = (max(seen) if self.up else min(seen)) if seen else None
@@ -93,5 +100,7 @@ class ReplicasCheck(_ObjectCheck):
         if before:
             values.append(float(before[-1].data.fields[self.field]))  # type: ignore[arg-type]
         elif inside[0].t - window.start > 1.0:
-            return Evidence(None, f"{self._what} unknown for the first {inside[0].t - window.start:.1f}s")
+            return Evidence(
+                None, f"{self._what} unknown for the first {inside[0].t - window.start:.1f}s"
+            )
         return Evidence(min(values), f"lowest of {len(values)} observation(s)")

@@ -107,7 +107,7 @@ class ErrorRateCheck(_LoadCheck):
         for w in load.windows:
             for k, n in w.errors.items():
                 kinds[k] += n
-        top = ", ".join(f"{k}×{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
+        top = ", ".join(f"{k}x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
         detail = f"{load.errors} of {load.count} requests failed" + (f": {top}" if top else "")
         return Evidence(load.errors / load.count, detail)
 

@@ -39,7 +39,9 @@ def render_junit(doc: dict[str, Any]) -> str:
                 else:
                     failures += int(inconclusive_fails)
                     tag = "failure" if inconclusive_fails else "skipped"
-                    ET.SubElement(case, tag, message="INCONCLUSIVE: the scenario registered no checks")
+                    ET.SubElement(
+                        case, tag, message="INCONCLUSIVE: the scenario registered no checks"
+                    )
                 continue
             props = ET.SubElement(case, "properties")
             for key in ("verdict", "kind", "value", "unit", "threshold", "phase"):
@@ -69,4 +71,6 @@ def render_junit(doc: dict[str, Any]) -> str:
     suite.set("skipped", str(skipped))
     suite.set("time", f"{doc['duration_s']:.3f}")
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )

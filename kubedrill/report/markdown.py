@@ -24,7 +24,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
     ]
     for sc in doc["scenarios"]:
-        lines.append(f"## {_ICON[sc['verdict']]} {_cell(sc['name'])} — {sc['verdict'] or 'SKIPPED'}")
+        lines.append(
+            f"## {_ICON[sc['verdict']]} {_cell(sc['name'])} — {sc['verdict'] or 'SKIPPED'}"
+        )
         lines.append("")
         if sc["message"]:
             lines += [f"> {_cell(sc['message'])[:500]}", ""]

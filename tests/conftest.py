@@ -1,0 +1,3 @@
+"""Shared fixtures for kubedrill's own tests."""
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kubedrill import latency
+from kubedrill.checks import expect
+from kubedrill.errors import ThresholdSyntaxError
+from kubedrill.timeline import LoadWindow, MetricSample, ObjectTransition, PhaseMark, Timeline
+from kubedrill.types import Verdict, worst
+
+
+def window(
+    start: float,
+    values_ms: list[float],
+    errors: int = 0,
+    worker: str = "w1",
+    intended: int | None = None,
+    dropped: int = 0,
+    endpoint: str = "/v1/infer",
+) -> LoadWindow:
+    h = latency.new_histogram()
+    for v in values_ms:
+        h.record_value(int(v * 1000))
+    return LoadWindow(
+        endpoint,
+        start,
+        start + 1.0,
+        len(values_ms),
+        {"http_500": errors} if errors else {},
+        h.encode().decode("ascii"),
+        len(values_ms) if intended is None else intended,
+        dropped,
+        worker,
+    )
+
+
+def phased(*spans: tuple[str, float, float]) -> Timeline:
+    tl = Timeline()
+    for name, a, b in spans:
+        tl.record(PhaseMark(name, "start"), t=a)
+        tl.record(PhaseMark(name, "end"), t=b)
+    return tl
+
+
+def test_latency_merges_workers_exactly() -> None:
+    rng = random.Random(1)
+    values = [rng.lognormvariate(3, 1) for _ in range(4000)]
+    tl = phased(("inject", 0, 100))
+    for i in range(4):  # four workers, same seconds, different values
+        for s in range(10):
+            chunk = values[i * 1000 + s * 100 : i * 1000 + (s + 1) * 100]
+            tl.record(window(float(s), chunk, worker=f"w{i}"), t=s + 1.0)
+    one = latency.new_histogram()
+    for v in values:
+        one.record_value(int(v * 1000))
+    result = expect("p99_ms <= 1000", phase="inject").evaluate(tl)
+    assert result.value == latency.percentile_ms(one, 99)
+    assert "4 worker(s)" in result.reason
+
+
+def test_latency_pass_and_fail_by_phase() -> None:
+    tl = phased(("baseline", 0, 10), ("inject", 10, 20))
+    for s in range(10):
+        tl.record(window(s, [10.0] * 50), t=s + 1)
+        tl.record(window(10 + s, [10.0] * 40 + [900.0] * 10), t=11 + s)
+    base = expect("p95_ms <= 100", phase="baseline").evaluate(tl)
+    inj = expect("p95_ms <= 100", phase="inject").evaluate(tl)
+    assert base.verdict is Verdict.PASS and base.value == pytest.approx(10, rel=0.01)
+    assert inj.verdict is Verdict.FAIL and inj.value == pytest.approx(900, rel=0.01)
+    assert "violates p95_ms <= 100" in inj.reason
+
+
+@pytest.mark.parametrize(
+    "expr", ["p95_ms <= 100", "error_rate < 0.01", "availability >= 0.99", "rps >= 1"]
+)
+def test_missing_load_data_is_inconclusive_never_pass(expr: str) -> None:
+    tl = phased(("inject", 0, 10))
+    r = expect(expr, phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert r.value is None
+    assert r.reason.startswith("no data:")
+
+
+def test_unknown_phase_is_inconclusive() -> None:
+    r = expect("p95_ms <= 100", phase="recover").evaluate(phased(("inject", 0, 1)))
+    assert r.verdict is Verdict.INCONCLUSIVE and "never started" in r.reason
+
+
+def test_dropped_sends_make_latency_inconclusive() -> None:
+    tl = phased(("inject", 0, 10))
+    tl.record(window(1, [5.0] * 50, intended=100, dropped=50), t=2)
+    r = expect("p95_ms <= 100", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE and "dropped 50 of 100" in r.reason
+
+
+def test_error_rate_with_budget() -> None:
+    tl = phased(("inject", 0, 10))
+    tl.record(window(1, [5.0] * 100, errors=2), t=2)
+    r = expect("error_rate < 1%", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.FAIL and r.value == pytest.approx(0.02)
+    assert "http_500x2" in r.reason
+    assert expect("error_rate < 5%", phase="inject").evaluate(tl).verdict is Verdict.PASS
+
+
+def test_availability_counts_slots() -> None:
+    tl = phased(("inject", 0, 10))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 20, errors=20 if s == 3 else 0), t=s + 1)
+    r = expect("availability >= 0.95", phase="inject").evaluate(tl)
+    assert r.value == pytest.approx(0.9) and r.verdict is Verdict.FAIL
+
+
+def test_throughput() -> None:
+    tl = phased(("inject", 0, 10))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 20), t=s + 1)
+    r = expect("rps >= 19", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.PASS and r.value == pytest.approx(20)
+
+
+def _replicas(tl: Timeline, t: float, n: int) -> None:
+    tl.record(
+        ObjectTransition("Deployment", "drill", "svc", "MODIFIED", {"ready_replicas": n}), t=t
+    )
+
+
+def test_scale_up_within() -> None:
+    tl = phased(("inject", 100, 400))
+    _replicas(tl, 50, 1)
+    _replicas(tl, 150, 2)
+    _replicas(tl, 190, 4)
+    ok = expect("scale_up_within: 120s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert ok.verdict is Verdict.PASS and ok.value == pytest.approx(90)
+    late = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert late.verdict is Verdict.FAIL
+    never = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=8).evaluate(tl)
+    assert never.verdict is Verdict.FAIL and "never reached 8; best seen 4" in never.reason
+
+
+def test_scale_deadline_not_observed_is_inconclusive() -> None:
+    tl = phased(("inject", 100, 130))
+    _replicas(tl, 110, 2)
+    r = expect("scale_up_within: 120s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE and "not observed" in r.reason
+    r = expect("scale_up_within: 120s", phase="inject", object_name="other", target=4).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE and "no observations" in r.reason
+
+
+def test_replica_floor_uses_value_before_window() -> None:
+    tl = phased(("inject", 100, 200))
+    _replicas(tl, 10, 3)
+    _replicas(tl, 150, 1)
+    _replicas(tl, 160, 3)
+    r = expect("replicas >= 2", phase="inject", object_name="svc").evaluate(tl)
+    assert r.verdict is Verdict.FAIL and r.value == 1
+
+
+def test_metric_check() -> None:
+    tl = phased(("inject", 0, 10))
+    for i, v in enumerate([50.0, 99.0, 70.0]):
+        tl.record(MetricSample("DCGM_FI_DEV_GPU_UTIL", v, {"gpu": "0"}), t=i + 1)
+    r = expect(
+        "value >= 95", phase="inject", metric="DCGM_FI_DEV_GPU_UTIL", labels={"gpu": "0"}
+    ).evaluate(tl)
+    assert r.verdict is Verdict.PASS and r.value == 99
+    r = expect(
+        "value >= 95", phase="inject", metric="DCGM_FI_DEV_GPU_UTIL", labels={"gpu": "1"}
+    ).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_check_that_raises_is_error() -> None:
+    tl = phased(("inject", 0, 10))
+    tl.record(LoadWindow("/x", 1, 2, 5, {}, "not-a-histogram", 5, 0, "w"), t=2)
+    r = expect("p95_ms <= 100", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.ERROR and r.reason
+
+
+def test_expect_rejects_wrong_parameters() -> None:
+    with pytest.raises(ThresholdSyntaxError, match="scale_up_within"):
+        expect("scale_up_within: 1m", object_name="svc")  # missing target
+
+
+def test_worst() -> None:
+    assert worst([Verdict.PASS, Verdict.INCONCLUSIVE]) is Verdict.INCONCLUSIVE
+    assert worst([Verdict.FAIL, Verdict.ERROR, Verdict.PASS]) is Verdict.ERROR
+    assert worst([]) is Verdict.INCONCLUSIVE
