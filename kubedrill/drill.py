@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from kubedrill.checks import Check, CheckResult, expect
+from kubedrill.prom import PrometheusClient, PrometheusUnavailable
 from kubedrill.settings import Settings
 from kubedrill.timeline import Note, Payload, Timeline
 
@@ -35,8 +36,21 @@ class Drill:
     def expect(
         self, expression: str, phase: str | None = None, name: str | None = None, **params: Any
     ) -> Check:
-        """Register a claim: ``drill.expect("p95_ms <= 100", phase="inject")``."""
+        """Register a claim: ``drill.expect("p95_ms <= 100", phase="inject")``.
+
+        With ``query=`` the claim is judged by Prometheus over the phase window
+        (``drill.expect("value < 0.01", query="rate(errors[1m])")``).
+        """
+        if "query" in params and "client" not in params:
+            params["client"], reason = self._prometheus()
+            params.setdefault("unavailable_reason", reason)
         return self.add(expect(expression, phase=phase, name=name, **params))
+
+    def _prometheus(self) -> tuple[PrometheusClient | None, str]:
+        try:
+            return PrometheusClient(self.settings.prometheus), ""
+        except PrometheusUnavailable as e:
+            return None, str(e)
 
     @property
     def checks(self) -> tuple[Check, ...]:

@@ -42,6 +42,7 @@ KNOWN_METRICS: dict[str, tuple[str, str]] = {
     "replicas": ("count", "ready replicas"),
     "scale_up_within": ("s", "time from phase start until replicas reach the target"),
     "scale_down_within": ("s", "time from phase start until replicas fall to the target"),
+    "recover_within": ("s", "time from phase start until the SLO holds again for hold_s"),
     "value": ("value", "a metric's value"),
 }
 

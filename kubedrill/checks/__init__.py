@@ -6,6 +6,8 @@ from typing import Any
 
 from kubedrill.checks.base import Check, CheckResult, Evidence
 from kubedrill.checks.metric import MetricCheck
+from kubedrill.checks.promql import PromQLCheck
+from kubedrill.checks.recovery import RecoveryCheck
 from kubedrill.checks.scaling import ReplicasCheck, ScaleWithinCheck
 from kubedrill.checks.slo import AvailabilityCheck, ErrorRateCheck, LatencyCheck, ThroughputCheck
 from kubedrill.errors import ThresholdSyntaxError
@@ -19,6 +21,8 @@ __all__ = [
     "Evidence",
     "LatencyCheck",
     "MetricCheck",
+    "PromQLCheck",
+    "RecoveryCheck",
     "ReplicasCheck",
     "ScaleWithinCheck",
     "ThroughputCheck",
@@ -34,6 +38,7 @@ _BY_METRIC: dict[str, type[Check]] = {
     "scale_up_within": ScaleWithinCheck,
     "scale_down_within": ScaleWithinCheck,
     "value": MetricCheck,
+    "recover_within": RecoveryCheck,
 }
 
 
@@ -47,7 +52,13 @@ def expect(
     """
     threshold = parse_threshold(expression)
     cls = _BY_METRIC[threshold.metric]
+    if threshold.metric == "value" and "query" in params:
+        cls = PromQLCheck
+    if threshold.metric == "recover_within" and isinstance(params.get("slo"), str):
+        params = dict(params)
+        endpoint = params.pop("endpoint", None)
+        params["slo"] = expect(params["slo"], endpoint=endpoint)
     try:
         return cls(threshold, phase, name, **params)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ThresholdSyntaxError(f"check {expression!r}: {e}") from None

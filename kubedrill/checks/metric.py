@@ -13,7 +13,7 @@ from kubedrill.types import Window
 
 __all__ = ["MetricCheck"]
 
-_AGG: dict[str, Callable[[list[float]], float]] = {
+AGGREGATES: dict[str, Callable[[list[float]], float]] = {
     "max": max,
     "min": min,
     "mean": fmean,
@@ -37,8 +37,8 @@ class MetricCheck(Check):
         super().__init__(
             threshold, phase, name or f"{agg}({metric}) {threshold.op} {threshold.value:g}"
         )
-        if agg not in _AGG:
-            raise ValueError(f"agg must be one of {', '.join(_AGG)}, got {agg!r}")
+        if agg not in AGGREGATES:
+            raise ValueError(f"agg must be one of {', '.join(AGGREGATES)}, got {agg!r}")
         self.metric = metric
         self.labels = dict(labels or {})
         self.agg = agg
@@ -52,4 +52,4 @@ class MetricCheck(Check):
         ]
         if not xs:
             return Evidence(None, f"no samples of {self.metric}{self.labels or ''} in the window")
-        return Evidence(float(_AGG[self.agg](xs)), f"{self.agg} of {len(xs)} samples")
+        return Evidence(float(AGGREGATES[self.agg](xs)), f"{self.agg} of {len(xs)} samples")

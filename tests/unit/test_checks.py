@@ -187,3 +187,37 @@ def test_worst() -> None:
     assert worst([Verdict.PASS, Verdict.INCONCLUSIVE]) is Verdict.INCONCLUSIVE
     assert worst([Verdict.FAIL, Verdict.ERROR, Verdict.PASS]) is Verdict.ERROR
     assert worst([]) is Verdict.INCONCLUSIVE
+
+
+def _recovery_timeline(bad_until: float, end: float = 60.0) -> Timeline:
+    """Fault ends at t=30 (recover phase starts); latency is bad until ``bad_until``."""
+    tl = phased(("inject", 20, 30), ("recover", 30, end))
+    for s in range(20, int(end)):
+        tl.record(window(float(s), [900.0 if s < bad_until else 20.0] * 20), t=s + 1)
+    return tl
+
+
+def test_recover_within_measures_time_until_slo_holds() -> None:
+    tl = _recovery_timeline(bad_until=37)
+    r = expect("recover_within: 15s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert r.verdict is Verdict.PASS, r.reason
+    assert r.value == pytest.approx(7)
+    slow = expect("recover_within: 5s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert slow.verdict is Verdict.FAIL
+
+
+def test_recover_never_is_fail_once_the_deadline_was_observed() -> None:
+    tl = _recovery_timeline(bad_until=1000)
+    r = expect("recover_within: 10s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert r.verdict is Verdict.FAIL and "never held" in r.reason
+
+
+def test_recover_not_yet_observed_is_inconclusive() -> None:
+    tl = _recovery_timeline(bad_until=1000, end=36)
+    r = expect("recover_within: 30s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+
+
+def test_recover_needs_a_phase() -> None:
+    with pytest.raises(ThresholdSyntaxError, match="needs phase"):
+        expect("recover_within: 30s", slo="p95_ms <= 200")

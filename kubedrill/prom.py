@@ -1,0 +1,75 @@
+"""Prometheus adapter: range queries over exactly a window, at a fixed step.
+
+The only module that talks to Prometheus. Failures become :class:`PrometheusUnavailable`
+with a reason a person can act on; bearer tokens never appear in messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubedrill.errors import KubedrillError, truncate
+from kubedrill.settings import PrometheusSettings
+
+__all__ = ["PrometheusClient", "PrometheusUnavailable", "Series"]
+
+
+class PrometheusUnavailable(KubedrillError):
+    """Prometheus could not answer (unreachable, bad query, timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    labels: dict[str, str]
+    points: list[tuple[float, float]]  # (unix seconds, value)
+
+
+class PrometheusClient:
+    def __init__(self, settings: PrometheusSettings) -> None:
+        if settings.url is None:
+            raise PrometheusUnavailable(
+                "no Prometheus URL configured (--prometheus-url or prometheus.url)"
+            )
+        self.url = settings.url
+        self._settings = settings
+
+    def _connect(self) -> object:
+        from prometheus_api_client import PrometheusConnect
+
+        headers = (
+            {"Authorization": f"Bearer {self._settings.bearer_token}"}
+            if self._settings.bearer_token
+            else None
+        )
+        return PrometheusConnect(
+            url=self.url, headers=headers, timeout=int(self._settings.timeout_s) or 1
+        )
+
+    def range_query(
+        self, query: str, start: float, end: float, step_s: float | None = None
+    ) -> list[Series]:
+        """Evaluate ``query`` from ``start`` to ``end`` (unix seconds) every ``step_s``."""
+        step = step_s or self._settings.step_s
+        try:
+            from prometheus_api_client.exceptions import PrometheusApiClientException
+            from requests import RequestException
+
+            conn = self._connect()
+            raw = conn.custom_query_range(  # type: ignore[attr-defined]
+                query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(max(end, start + step), UTC),
+                step=f"{step:g}",
+            )
+        except (PrometheusApiClientException, RequestException, OSError, ValueError) as e:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} did not answer {query!r}: {truncate(str(e), 200)}"
+            ) from e
+        return [
+            Series(
+                labels={str(k): str(v) for k, v in item.get("metric", {}).items()},
+                points=[(float(t), float(v)) for t, v in item.get("values", [])],
+            )
+            for item in raw
+        ]

@@ -1,0 +1,94 @@
+"""PromQL checks against a real Prometheus (Debian's binary) scraping itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kubedrill.checks import expect
+from kubedrill.drill import Drill
+from kubedrill.localprom import LocalPrometheus, free_port, run_prometheus, wait_for_series
+from kubedrill.prom import PrometheusClient
+from kubedrill.settings import PrometheusSettings, Settings, load_settings
+from kubedrill.timeline import MetricSample, Timeline
+from kubedrill.types import Verdict
+
+
+@pytest.fixture(scope="module")
+def prom() -> Iterator[LocalPrometheus]:
+    with run_prometheus({}, interval_s=0.5) as p:
+        wait_for_series(p.url, 'up{job="self"}')
+        yield p
+
+
+def _client(url: str) -> PrometheusClient:
+    return PrometheusClient(PrometheusSettings(url=url, step_s=0.5, timeout_s=3))
+
+
+def _phase(seconds: float) -> Timeline:
+    tl = Timeline()
+    with tl.phase("inject"):
+        time.sleep(seconds)
+    return tl
+
+
+def test_pass_and_fail_over_exactly_the_phase(prom: LocalPrometheus) -> None:
+    tl = _phase(2.0)
+    client = _client(prom.url)
+    ok = expect("value >= 1", phase="inject", query='up{job="self"}', client=client).evaluate(tl)
+    assert ok.verdict is Verdict.PASS, ok.reason
+    assert ok.value == 1.0
+    bad = expect("value > 1", phase="inject", query='up{job="self"}', client=client).evaluate(tl)
+    assert bad.verdict is Verdict.FAIL
+    samples = tl.select(MetricSample)
+    assert samples and all(s.data.labels["query"] == 'up{job="self"}' for s in samples)
+    w = tl.phases()["inject"]
+    assert all(w.start - 1e-6 <= s.t <= w.end + 0.5 for s in samples)
+
+
+def test_no_series_is_inconclusive(prom: LocalPrometheus) -> None:
+    tl = _phase(0.5)
+    r = expect(
+        "value < 1", phase="inject", query="no_such_metric_total", client=_client(prom.url)
+    ).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert "returned no series" in r.reason
+
+
+def test_bad_query_is_inconclusive_with_the_reason(prom: LocalPrometheus) -> None:
+    tl = _phase(0.5)
+    r = expect("value < 1", phase="inject", query="rate(up[", client=_client(prom.url)).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert "did not answer" in r.reason
+
+
+def test_unreachable_prometheus_is_inconclusive() -> None:
+    tl = _phase(0.2)
+    url = f"http://127.0.0.1:{free_port()}"
+    r = expect("value < 1", phase="inject", query="up", client=_client(url)).evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert url in r.reason
+
+
+def test_drill_without_prometheus_url_is_inconclusive() -> None:
+    d = Drill("s", Settings())
+    d.expect("value < 1", query="up")
+    with d.phase("whole"):
+        pass
+    (r,) = d.evaluate()
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert "--prometheus-url" in r.reason
+
+
+def test_drill_uses_the_configured_prometheus(prom: LocalPrometheus) -> None:
+    d = Drill(
+        "s",
+        load_settings(env={}, overrides={"prometheus.url": prom.url, "prometheus.step_s": "0.5s"}),
+    )
+    d.expect("value == 1", phase="p", query='up{job="self"}')
+    with d.phase("p"):
+        time.sleep(1.5)
+    (r,) = d.evaluate()
+    assert r.verdict is Verdict.PASS, r.reason
