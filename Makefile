@@ -15,7 +15,13 @@ $(BIN)/kubedrill: pyproject.toml constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $@
 
-install: $(BIN)/kubedrill ## virtualenv at .venv with the kubedrill command
+# Debian packages the tests and benchmarks run for real: Prometheus and wrk.
+SYSTEM_TOOLS := /usr/bin/prometheus /usr/bin/wrk
+$(SYSTEM_TOOLS):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus wrk >/dev/null
+
+install: $(BIN)/kubedrill $(SYSTEM_TOOLS) ## .venv with the kubedrill command; Prometheus and wrk
 
 lint: install ## ruff, mypy --strict, import-linter layer contracts
 	$(BIN)/ruff check .
