@@ -15,6 +15,7 @@ import click
 
 from kubedrill import __version__
 from kubedrill.errors import ConfigError, KubedrillError
+from kubedrill.load.cli import load as load_command
 from kubedrill.run import new_run_id
 from kubedrill.settings import load_settings
 from kubedrill.types import Verdict
@@ -102,6 +103,9 @@ def run(
         code = EXIT["fail"]  # a plain test failed beside the scenarios
     click.echo(f"kubedrill: {verdict.value} — {doc_path}")
     raise SystemExit(code)
+
+
+cli.add_command(load_command)
 
 
 def main(argv: list[str] | None = None) -> None:
