@@ -154,7 +154,8 @@ def run_service(
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err_f, text=True, env=full_env)
     lines: queue.Queue[str | None] = queue.Queue()
     assert proc.stdout is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    pump = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+    pump.start()
     svc: RunningService | None = None
     try:
         svc = _await_listening(proc, lines, stderr_path, start_timeout_s)
@@ -165,11 +166,14 @@ def run_service(
         try:
             if svc is not None:
                 svc.stop(stop_timeout_s)
-                _collect_events(svc, lines)
             elif proc.poll() is None:
                 proc.kill()
                 proc.wait()
         finally:
+            pump.join(5.0)  # stdout ends with the process
+            if svc is not None:
+                _collect_events(svc, lines)
+            proc.stdout.close()
             stderr_path.unlink(missing_ok=True)
 
 
@@ -203,7 +207,7 @@ def _await_listening(
 def _collect_events(svc: RunningService, lines: queue.Queue[str | None]) -> None:
     while True:
         try:
-            line = lines.get(timeout=2.0)
+            line = lines.get_nowait()
         except queue.Empty:
             return
         if line is None:

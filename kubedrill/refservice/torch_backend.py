@@ -1,7 +1,7 @@
 """Torch mode: a small seeded MLP served with dynamic batching.
 
-``torch`` is imported only inside :meth:`TorchBackend.load` (run in the model thread), so
-importing this module, or the rest of kubedrill, never imports torch.
+``torch`` is imported only inside :func:`build_model` and the model load (which runs in
+the model thread), so importing this module, or the rest of kubedrill, never imports torch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kubedrill.refservice.batching import DynamicBatcher
 from kubedrill.refservice.config import ServiceConfig
 from kubedrill.refservice.runtime import Runtime
 
-__all__ = ["HIDDEN_DIM", "IN_DIM", "OUT_DIM", "TorchBackend", "parse_rows"]
+__all__ = ["HIDDEN_DIM", "IN_DIM", "OUT_DIM", "TorchBackend", "build_model", "parse_rows"]
 
 IN_DIM, HIDDEN_DIM, OUT_DIM = 256, 1024, 256
 
@@ -44,6 +44,27 @@ def parse_rows(inputs: object, default_row: list[float], max_rows: int) -> Rows:
             raise BadInput(f"inputs[{i}]: expected an array of {IN_DIM} numbers")
         out.append([float(v) for v in row])
     return out
+
+
+def build_model(seed: int, device: str = "cpu") -> Any:
+    """The service's model: Linear(256→1024), ReLU, Linear(1024→256), weights seeded.
+
+    Weights come from a private ``torch.Generator``, so the same seed gives the same
+    model on every machine and device. Returns the model in eval mode on ``device``.
+    """
+    import torch  # lazily: see the module docstring
+
+    gen = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(IN_DIM, HIDDEN_DIM),
+        torch.nn.ReLU(),
+        torch.nn.Linear(HIDDEN_DIM, OUT_DIM),
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            bound = 1.0 / (p.shape[-1] ** 0.5)
+            p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
+    return model.to(device).eval()
 
 
 class TorchBackend:
@@ -81,24 +102,14 @@ class TorchBackend:
         self._batcher.start()
 
     def _load_sync(self) -> None:
-        import torch  # the only torch import in kubedrill; see the module docstring
+        import torch
 
         want = self._cfg.device
         cuda = bool(torch.cuda.is_available())
         if want == "cuda" and not cuda:
             raise RuntimeError("--device cuda: torch sees no CUDA device")
         device = torch.device("cuda" if want == "cuda" or (want == "auto" and cuda) else "cpu")
-        gen = torch.Generator().manual_seed(self._cfg.seed)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(IN_DIM, HIDDEN_DIM),
-            torch.nn.ReLU(),
-            torch.nn.Linear(HIDDEN_DIM, OUT_DIM),
-        )
-        with torch.no_grad():
-            for p in model.parameters():
-                bound = 1.0 / (p.shape[-1] ** 0.5)
-                p.copy_(torch.rand(p.shape, generator=gen) * 2 * bound - bound)
-        model = model.to(device).eval()
+        model = build_model(self._cfg.seed, str(device))
         self._torch, self._model, self._device = torch, model, device
         self._forward([self._default_row] * min(self._cfg.max_batch, 8))  # warm up
         self._info = {
