@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -18,6 +18,7 @@ from kubedrill.refservice.faults import FaultError, Faults, merge_faults
 from kubedrill.refservice.ledger import device_ids
 from kubedrill.refservice.metrics import CONTENT_TYPE, Metrics
 from kubedrill.refservice.runtime import Runtime, process_identity
+from kubedrill.timeline import Note, SpoolWriter
 
 __all__ = ["SERVICE", "Service", "build_app"]
 
@@ -42,6 +43,10 @@ class Service:
             ready=lambda: 0.0 if self.rt.not_ready_reason() else 1.0,
         )
         self.identity = process_identity()
+        self.source = f"refservice/{self.identity['host']}/{self.identity['pid']}"
+        self._spool = (
+            None if cfg.timeline_spool is None else SpoolWriter(cfg.timeline_spool, self.source)
+        )
         self.load_error: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -52,6 +57,15 @@ class Service:
 
             return TorchBackend(self.cfg, self.rt, observe)
         return EmulatedBackend(self.cfg, self.rt, observe)
+
+    def note(self, text: str, level: Literal["info", "warning", "error"] = "info") -> None:
+        """Log, and append a note to the timeline spool when there is one."""
+        log.log(logging.WARNING if level != "info" else logging.INFO, "%s", text)
+        if self._spool is not None:
+            try:
+                self._spool.write(Note(f"{self.source}: {text}", level))
+            except OSError as e:
+                log.warning("timeline spool write failed: %s", e)
 
     def start(self, on_load_failure: asyncio.Event) -> None:
         """Start loading (startup delay, then the model) and polling the busy ledger."""
@@ -67,11 +81,12 @@ class Service:
             await self.backend.load()
         except Exception as e:
             log.exception("model load failed")
+            self.note(f"model load failed: {e}", "error")
             self.load_error = e
             on_failure.set()
             return
         self.rt.loaded = True
-        log.info("model loaded; ready")
+        self.note(f"{self.cfg.mode} model loaded; ready")
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -81,6 +96,9 @@ class Service:
                 await t
         self._tasks.clear()
         await self.backend.close()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
 
 SERVICE = web.AppKey("refservice", Service)
@@ -221,14 +239,14 @@ async def faults_post(request: web.Request) -> web.Response:
         svc.rt.faults = merge_faults(svc.rt.faults, payload)
     except FaultError as e:
         return _error(400, str(e), key=e.key, expected=e.expected)
-    log.info("faults set: %s", svc.rt.faults.to_dict())
+    svc.note(f"faults set: {json.dumps(svc.rt.faults.to_dict())}")
     return web.json_response(svc.rt.faults.to_dict())
 
 
 async def faults_delete(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     svc.rt.faults = Faults()
-    log.info("faults cleared")
+    svc.note("faults cleared")
     return web.json_response(svc.rt.faults.to_dict())
 
 

@@ -48,6 +48,7 @@ class ServiceConfig:
     # fault knobs at start (changeable at runtime through /admin/faults)
     faults: Faults = field(default_factory=Faults)
     access_log: bool = False
+    timeline_spool: Path | None = None
 
 
 def _number(
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long to let in-flight requests finish",
     )
     g.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    g.add_argument(
+        "--timeline-spool",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append lifecycle and fault-change notes to a kubedrill timeline spool file",
+    )
     e = p.add_argument_group("emulated mode")
     e.add_argument(
         "--slots",
@@ -232,6 +240,11 @@ def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
             f"argument --service-time-jitter-ms: expected at most --service-time-ms "
             f"({service_ms:g}) (got {jitter_ms:g})"
         )
+    spool = ns.timeline_spool
+    if spool is not None and not spool.parent.is_dir():
+        p.error(
+            f"argument --timeline-spool: expected a file in an existing directory (got {spool})"
+        )
     stall = _pair(p, ("--stall-every-s", ns.stall_every_s), ("--stall-for-s", ns.stall_for_s))
     flap = _pair(
         p,
@@ -265,4 +278,5 @@ def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
         / 1000.0,
         faults=faults,
         access_log=ns.access_log,
+        timeline_spool=ns.timeline_spool,
     )

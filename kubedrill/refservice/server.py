@@ -52,6 +52,7 @@ async def serve(cfg: ServiceConfig) -> int:
             loop.add_signal_handler(sig, stop.set)
         load_failed = asyncio.Event()
         svc.start(load_failed)
+        svc.note(f"listening on http://{host}:{port} ({cfg.mode} mode)")
         _announce(
             "listening",
             url=f"http://{host}:{port}",
@@ -66,16 +67,16 @@ async def serve(cfg: ServiceConfig) -> int:
         if load_failed.is_set():
             _announce("stopped", reason="load failed", detail=str(svc.load_error))
             return 1
-        in_flight = svc.rt.in_flight
-        log.info(
-            "signal received: draining %d in-flight request(s), up to %gs",
-            in_flight,
-            cfg.drain_timeout_s,
+        svc.note(
+            f"signal received: draining {svc.rt.in_flight} in-flight request(s), "
+            f"up to {cfg.drain_timeout_s:g}s"
         )
         drained = await svc.rt.drain(cfg.drain_timeout_s)
         abandoned = svc.rt.in_flight
-        if not drained:
-            log.warning("drain timeout: %d request(s) still in flight", abandoned)
+        if drained:
+            svc.note("drained; stopping")
+        else:
+            svc.note(f"drain timeout: abandoning {abandoned} request(s) in flight", "warning")
         _announce("stopped", reason="signal", drained=drained, abandoned=abandoned)
         return 0 if drained else 1
     finally:

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from kubedrill.refservice.testing import ServiceFailed, run_service
+from kubedrill.timeline import Note, Timeline
 
 
 def test_bad_flag_exits_2_naming_it() -> None:
@@ -77,3 +79,29 @@ def test_drain_timeout_exits_1_and_says_what_was_abandoned() -> None:
         "drained": False,
         "abandoned": 1,
     }
+
+
+def test_lifecycle_and_fault_changes_land_on_the_timeline(tmp_path: Path) -> None:
+    timeline = Timeline()
+    spool = timeline.spool(tmp_path / "spool.jsonl")
+    with run_service(
+        slots=1, service_time_ms=1, extra_args=["--timeline-spool", str(spool)]
+    ) as svc:
+        svc.request("POST", "/admin/faults", {"error_ratio": 0.5})
+        svc.request("DELETE", "/admin/faults")
+    timeline.ingest()
+    notes = timeline.select(Note)
+    assert all(
+        o.source.startswith("refservice/") and o.source.endswith(f"/{svc.pid}") for o in notes
+    )
+    texts = [o.data.text.split(": ", 1)[1] for o in notes]
+    assert texts[0].startswith("listening on http://127.0.0.1:")
+    assert "emulated model loaded; ready" in texts
+    assert any(
+        t.startswith('faults set: {"added_latency_ms": 0.0, "error_ratio": 0.5') for t in texts
+    )
+    assert texts[-3:] == [
+        "faults cleared",
+        "signal received: draining 0 in-flight request(s), up to 20s",
+        "drained; stopping",
+    ]

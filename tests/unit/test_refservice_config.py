@@ -64,6 +64,10 @@ def test_torch_flags() -> None:
         ),
         ("--mode torch --slots 4", "argument --slots: applies to --mode emulated only"),
         ("--max-batch 4", "argument --max-batch: applies to --mode torch only"),
+        (
+            "--timeline-spool /no/such/dir/spool.jsonl",
+            "argument --timeline-spool: expected a file in",
+        ),
     ],
 )
 def test_bad_flags_exit_2_naming_the_flag(
