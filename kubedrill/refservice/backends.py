@@ -1,9 +1,10 @@
 """What serves a request: the backend protocol and the emulated GPU backend.
 
 The emulated backend models a GPU server without using one: ``slots`` requests run at
-once, each for the service time, spent in ``asyncio.sleep`` so it costs no CPU. Capacity
-is therefore slots / service time per replica, and grows with replicas even on a small
-box. A busy-ledger entry of f stretches each service time by 1/(1-f).
+once, each for the service time, spent in ``asyncio.sleep`` so it costs no CPU. The slots
+are booked in virtual time (see :mod:`kubedrill.refservice.slots`), so capacity is exactly
+slots / service time per replica, and grows with replicas even on a small box. A
+busy-ledger entry of f stretches each service time by 1/(1-f).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from kubedrill.refservice.config import ServiceConfig
 from kubedrill.refservice.ledger import stretch_factor
 from kubedrill.refservice.runtime import Runtime
-from kubedrill.refservice.slots import QueueFull, SlotPool
+from kubedrill.refservice.slots import QueueFull, SlotSchedule
 
 __all__ = ["Backend", "BadInput", "EmulatedBackend", "InferResult", "QueueFull"]
 
@@ -63,7 +64,7 @@ class EmulatedBackend:
         self._cfg = cfg
         self._rt = rt
         self._observe_batch = observe_batch
-        self._pool = SlotPool(cfg.slots, cfg.max_queue)
+        self._slots = SlotSchedule(cfg.slots, cfg.max_queue)
         self._jitter_rng = random.Random(cfg.seed + 1)
 
     async def load(self) -> None:
@@ -71,7 +72,7 @@ class EmulatedBackend:
 
     @property
     def queue_depth(self) -> int:
-        return self._pool.queue_depth
+        return self._slots.queue_depth(self._rt.clock())
 
     def service_time_s(self) -> float:
         """One request's service time: base ± seeded jitter, stretched by the busy ledger."""
@@ -85,27 +86,19 @@ class EmulatedBackend:
         if inputs is not None and not isinstance(inputs, list):
             raise BadInput("inputs: expected a JSON array")
         clock = self._rt.clock
-        t0 = clock()
-        await self._pool.acquire()
-        t1 = clock()
-        try:
-            stalled = await self._rt.wait_out_stall()
-            t2 = clock()
-            await asyncio.sleep(self.service_time_s())
-            t3 = clock()
-            stalled += await self._rt.wait_out_stall()  # nothing is answered during a stall
-        finally:
-            self._pool.release()
+        duration = self.service_time_s()
+        r = self._slots.reserve(clock(), duration, self._rt.paused_interval)
+        await asyncio.sleep(max(0.0, r.end - clock()))
+        late = max(0.0, clock() - r.end)  # how late the event loop woke up
+        stalled = r.stalled_s + await self._rt.wait_out_stall()  # e.g. a stall set meanwhile
         self._observe_batch(1)
-        return InferResult(
-            outputs=[] if inputs is None else inputs,
-            timings_s={"queue": t1 - t0, "stall": stalled, "service": t3 - t2},
-        )
+        timings = {"queue": r.queued_s, "stall": stalled, "service": duration, "late": late}
+        return InferResult(outputs=[] if inputs is None else inputs, timings_s=timings)
 
     def device_info(self) -> dict[str, Any]:
         return {
-            "slots": self._pool.slots,
-            "slots_busy": self._pool.busy,
+            "slots": self._slots.slots,
+            "slots_busy": self._slots.busy(self._rt.clock()),
             "service_time_ms": self._cfg.service_time_s * 1000.0,
             "stretch": stretch_factor(self._rt.busy),
         }

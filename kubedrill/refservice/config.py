@@ -139,21 +139,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="uniform ± jitter on the service time (seeded)",
     )
-    e.add_argument(
+    b = p.add_argument_group("busy ledger (stretches service time in emulated mode)")
+    b.add_argument(
         "--busy-ledger",
         type=Path,
         default=None,
         metavar="PATH",
-        help="busy-ledger file or directory written by a GPU burner",
+        help="file, or directory of per-device files, written by a GPU burner",
     )
-    e.add_argument(
+    b.add_argument(
         "--busy-poll-ms",
         type=_number(1, 60_000),
         default=200.0,
         help="how often to re-read the busy ledger (default 200)",
     )
     t = p.add_argument_group("torch mode")
-    t.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    t.add_argument(
+        "--device",
+        choices=("cpu", "cuda", "auto"),
+        default=None,
+        help="auto (default): cuda when torch sees a GPU, else cpu",
+    )
     t.add_argument(
         "--max-batch",
         type=_int(1, 65_536),
@@ -167,17 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"wait for more rows after the first (default {DEFAULT_BATCH_TIMEOUT_MS:g})",
     )
     f = p.add_argument_group("fault knobs (also settable at runtime: POST /admin/faults)")
-    f.add_argument("--added-latency-ms", type=_number(0, 600_000), default=0.0)
+    f.add_argument(
+        "--added-latency-ms",
+        type=_number(0, 600_000),
+        default=0.0,
+        help="extra latency on every request (does not hold a slot)",
+    )
     f.add_argument(
         "--error-ratio",
         type=_number(0, 1),
         default=0.0,
         help="fraction of requests answered 500 (seeded)",
     )
-    f.add_argument("--stall-every-s", type=_number(0, 86_400, lo_open=True), default=None)
-    f.add_argument("--stall-for-s", type=_number(0, 86_400, lo_open=True), default=None)
-    f.add_argument("--ready-flap-period-s", type=_number(0, 86_400, lo_open=True), default=None)
-    f.add_argument("--ready-flap-down-s", type=_number(0, 86_400, lo_open=True), default=None)
+    seconds = _number(0, 86_400, lo_open=True)
+    f.add_argument("--stall-every-s", type=seconds, help="stall period, from server start")
+    f.add_argument("--stall-for-s", type=seconds, help="stall length: nothing is served")
+    f.add_argument("--ready-flap-period-s", type=seconds, help="readiness flap period")
+    f.add_argument("--ready-flap-down-s", type=seconds, help="/ready is 503 this long per period")
     return p
 
 

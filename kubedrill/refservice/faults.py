@@ -21,6 +21,7 @@ __all__ = [
     "ReadyFlap",
     "Stall",
     "merge_faults",
+    "paused_interval",
     "window_remaining",
 ]
 
@@ -90,6 +91,12 @@ class Faults:
             return 0.0
         return window_remaining(t, self.stall.every_s, self.stall.for_s)
 
+    def paused_interval(self, t: float, duration: float) -> tuple[float, float]:
+        """Start and end of ``duration`` seconds of work ready at ``t``, paused by stalls."""
+        if self.stall is None:
+            return t, t + duration
+        return paused_interval(t, duration, self.stall.every_s, self.stall.for_s)
+
     def ready_flapped_down(self, t: float) -> bool:
         if self.ready_flap is None:
             return False
@@ -105,6 +112,26 @@ def window_remaining(t: float, every_s: float, length_s: float) -> float:
         return 0.0
     phase = math.fmod(t, every_s)
     return length_s - phase if phase < length_s else 0.0
+
+
+def paused_interval(
+    t: float, duration: float, every_s: float, length_s: float
+) -> tuple[float, float]:
+    """When work of ``duration`` seconds, ready at ``t``, starts and ends under a stall schedule.
+
+    It cannot start inside a window (it starts when the window ends), and a window that
+    opens while it runs pauses it for the window's length, so its end is never inside a
+    window either: nothing is served, and nothing answered, during a stall.
+    """
+    start = t + window_remaining(t, every_s, length_s)
+    end = start + duration
+    if every_s <= 0.0 or length_s <= 0.0:
+        return start, end
+    w = max(1.0, math.floor(start / every_s) + 1.0) * every_s  # next window start after `start`
+    while w < end:
+        end += length_s
+        w += every_s
+    return start, end
 
 
 def _number(key: str, value: object, lo: float, hi: float, *, lo_open: bool = False) -> float:

@@ -49,6 +49,11 @@ class Runtime:
     def stall_remaining(self) -> float:
         return self.faults.stall_remaining(self.uptime())
 
+    def paused_interval(self, t: float, duration: float) -> tuple[float, float]:
+        """Start and end (monotonic) of ``duration`` of work ready at ``t``, given stalls."""
+        start, end = self.faults.paused_interval(t - self.epoch, duration)
+        return start + self.epoch, end + self.epoch
+
     async def wait_out_stall(self) -> float:
         """Wait while a stall is in progress; return the seconds waited."""
         t0 = self.clock()

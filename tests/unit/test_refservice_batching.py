@@ -1,4 +1,4 @@
-"""Dynamic batching policy (pure, fake clock) and the batcher and slot pool on a real loop."""
+"""Dynamic batching: the pure policy with a fake clock, and the batcher on a real loop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from kubedrill.refservice.batching import BatchDecision, DynamicBatcher, decide
-from kubedrill.refservice.slots import QueueFull, SlotPool
+from kubedrill.refservice.slots import QueueFull
 
 MS = 0.001
 
@@ -114,51 +114,5 @@ def test_batcher_queue_limit_and_errors() -> None:
                     await t
         finally:
             await b.close()
-
-    asyncio.run(main())
-
-
-def test_slot_pool_is_fifo_and_bounded() -> None:
-    async def main() -> None:
-        pool = SlotPool(2, max_queue=2)
-        await pool.acquire()
-        await pool.acquire()
-        assert pool.busy == 2
-        order: list[str] = []
-
-        async def waiter(name: str) -> None:
-            await pool.acquire()
-            order.append(name)
-
-        a = asyncio.ensure_future(waiter("a"))
-        await asyncio.sleep(0)
-        b = asyncio.ensure_future(waiter("b"))
-        await asyncio.sleep(0)
-        assert pool.queue_depth == 2
-        with pytest.raises(QueueFull):
-            await pool.acquire()
-        pool.release()
-        pool.release()
-        await asyncio.gather(a, b)
-        assert order == ["a", "b"]
-        assert (pool.busy, pool.queue_depth) == (2, 0)
-
-    asyncio.run(main())
-
-
-def test_slot_pool_cancelled_waiter_leaves_the_line() -> None:
-    async def main() -> None:
-        pool = SlotPool(1, max_queue=5)
-        await pool.acquire()
-        gone = asyncio.ensure_future(pool.acquire())
-        stays = asyncio.ensure_future(pool.acquire())
-        await asyncio.sleep(0)
-        gone.cancel()
-        await asyncio.sleep(0)
-        assert pool.queue_depth == 1
-        pool.release()
-        await stays
-        pool.release()
-        assert (pool.busy, pool.queue_depth) == (0, 0)
 
     asyncio.run(main())
