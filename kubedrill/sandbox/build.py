@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -207,7 +208,7 @@ class _StepFailed(Exception):
 
 def _run(cmd: Sequence[str], log: IO[str], env: Mapping[str, str], cwd: Path) -> str:
     """Run cmd, stderr (and stdout) into the log; return stdout."""
-    log.write(f"$ {' '.join(cmd)}\n")
+    log.write(f"$ {shlex.join(cmd)}\n")
     log.flush()
     proc = subprocess.run(list(cmd), cwd=cwd, env=dict(env), stdout=PIPE, stderr=log, text=True)
     log.write(f"{proc.stdout}# exit {proc.returncode}\n")
