@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -45,6 +46,11 @@ class Drill:
             params["client"], reason = self._prometheus()
             params.setdefault("unavailable_reason", reason)
         return self.add(expect(expression, phase=phase, name=name, **params))
+
+    def use_prometheus(self, url: str) -> None:
+        """Judge this scenario's PromQL claims with the Prometheus at ``url``."""
+        prom = dataclasses.replace(self.settings.prometheus, url=url)
+        self.settings = dataclasses.replace(self.settings, prometheus=prom)
 
     def _prometheus(self) -> tuple[PrometheusClient | None, str]:
         try:

@@ -1,0 +1,80 @@
+"""The reference inference service against its runbook's SLO.
+
+Runbook claims encoded here (see the HSOF/HDC runbooks this profile follows): inference
+p95 below 100 ms, fewer than 1 % errors, and after an incident the SLO holds again within
+seconds. Load is Locust's open model: latency is charged from each request's intended send
+time, so a stall shows up as clients would feel it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kubedrill.drill import Drill
+from kubedrill.load import LoadRun, LoadSpec
+from kubedrill.localprom import LocalPrometheus
+from kubedrill.refservice.testing import RunningService
+
+RATE = 40.0  # requests/s: a tenth of one replica's capacity
+
+SERVER_ERROR_RATIO = (
+    '(sum(rate(refservice_requests_total{job="refservice",code!~"2.."}[5s])) or vector(0))'
+    ' / sum(rate(refservice_requests_total{job="refservice"}[5s]))'
+)
+SERVER_P95_S = (
+    "histogram_quantile(0.95, sum by (le) "
+    '(rate(refservice_request_duration_seconds_bucket{job="refservice"}[5s])))'
+)
+
+
+@pytest.mark.ci
+def test_steady_load_meets_the_runbook_slo(
+    drill: Drill, reference_service: RunningService, prometheus: LocalPrometheus
+) -> None:
+    drill.use_prometheus(prometheus.url)
+    drill.expect("p95_ms <= 100", phase="steady", name="client p95 under steady load")
+    drill.expect("p99_ms <= 250", phase="steady")
+    drill.expect("error_rate < 1%", phase="steady")
+    drill.expect("availability >= 99%", phase="steady")
+    drill.expect(f"rps >= {RATE * 0.9:g}", phase="steady", name="throughput keeps up with arrivals")
+    drill.expect(
+        "value < 0.01", phase="steady", query=SERVER_ERROR_RATIO, name="server-side error ratio"
+    )
+    drill.expect("value <= 0.1", phase="steady", query=SERVER_P95_S, name="server-side p95 (s)")
+    if drill.dry_run:
+        return
+    duration = drill.seconds(20)
+    with LoadRun(LoadSpec(url=reference_service.url, rate=RATE, duration=duration), drill.timeline):
+        time.sleep(2)  # let Locust start; the phase covers full-rate windows only
+        with drill.phase("steady"):
+            time.sleep(max(duration - 3, 1))
+
+
+@pytest.mark.ci
+def test_a_stall_is_charged_to_clients_and_recovered_from(
+    drill: Drill, reference_service: RunningService
+) -> None:
+    drill.expect("p95_ms <= 100", phase="baseline")
+    drill.expect("max_ms >= 500", phase="stall", name="a 1 s stall is visible to clients")
+    drill.expect("p99_ms <= 1500", phase="stall", name="a stall costs no more than its length")
+    drill.expect("error_rate < 1%")
+    drill.expect("recover_within: 5s", phase="recover", slo="p95_ms <= 100", hold_s=3)
+    if drill.dry_run:
+        return
+    seg = drill.seconds(8)
+    spec = LoadSpec(url=reference_service.url, rate=RATE, duration=3 * seg + 3)
+    with LoadRun(spec, drill.timeline):
+        time.sleep(2)
+        with drill.phase("baseline"):
+            time.sleep(seg)
+        with drill.phase("stall"):
+            status, body = reference_service.request(
+                "POST", "/admin/faults", {"stall": {"every_s": 3, "for_s": 1}}
+            )
+            assert status == 200, body
+            time.sleep(seg)
+            reference_service.request("DELETE", "/admin/faults")
+        with drill.phase("recover"):
+            time.sleep(seg)
