@@ -67,6 +67,13 @@ def _fmt(v: float | None, unit: str = "ms") -> str:
     help="your locustfile (default: loadtests/reference.py)",
 )
 @click.option("--workers", type=int, default=1, help="Locust worker processes (default 1)")
+@click.option(
+    "--remote-workers",
+    type=int,
+    default=0,
+    help="run only the Locust master here and wait for N workers started elsewhere",
+)
+@click.option("--master-bind", default="*:5557", help="with --remote-workers: HOST:PORT to bind")
 @click.option("--window", "window_text", default="1s", help="recording window (default 1s)")
 @click.option(
     "--max-inflight",
@@ -97,6 +104,8 @@ def load(
     shape_args: str,
     locustfile: Path | None,
     workers: int,
+    remote_workers: int,
+    master_bind: str,
     window_text: str,
     max_inflight: int,
     timeout_text: str,
@@ -112,6 +121,7 @@ def load(
     spec = LoadSpec(
         url=url, duration=_duration("--duration", duration_text), rate=rate, users=users,
         shape=shape, shape_args=args, locustfile=locustfile, workers=workers,
+        remote_workers=remote_workers, master_bind=master_bind,
         window_s=_duration("--window", window_text), max_inflight=max_inflight,
         request_timeout_s=_duration("--timeout", timeout_text),
     )  # fmt: skip

@@ -42,6 +42,10 @@ class LoadSpec:
     shape_args: Mapping[str, float] = field(default_factory=dict)
     locustfile: Path | None = None
     workers: int = 1
+    #: > 0: run only a Locust master here and wait for this many ``--worker`` processes
+    #: started elsewhere (``locust -f … --worker --master-host HOST``); ``workers`` is unused.
+    remote_workers: int = 0
+    master_bind: str = "*:5557"
     window_s: float = 1.0
     max_inflight: int = 1000
     request_timeout_s: float = 10.0
@@ -80,6 +84,13 @@ class LoadSpec:
             raise ConfigError("--locustfile", "", "an existing locustfile", str(self.locustfile))
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError("--workers", "", f"an integer from 1 to {MAX_WORKERS}", self.workers)
+        if not 0 <= self.remote_workers <= MAX_WORKERS:
+            raise ConfigError(
+                "--remote-workers", "", f"an integer from 0 to {MAX_WORKERS}", self.remote_workers
+            )
+        host, sep, port = self.master_bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("--master-bind", "", "HOST:PORT such as *:5557", self.master_bind)
         if not 0 < self.window_s <= 3600:
             raise ConfigError("--window", "", "a number of seconds in (0, 3600]", self.window_s)
         if self.max_inflight < 1:
@@ -108,6 +119,11 @@ class LoadSpec:
         return "closed" if self.users is not None else "shape"
 
     @property
+    def worker_count(self) -> int:
+        """Locust worker processes: the open model runs one scheduler in each."""
+        return self.remote_workers or self.workers
+
+    @property
     def drain_s(self) -> float:
         """After the schedule ends, how long in-flight requests may take."""
         return self.request_timeout_s + 2.0
@@ -128,7 +144,8 @@ class LoadSpec:
             "users": self.users,
             "shape": (s.describe() if (s := self.rate_shape()) else None),
             "locustfile": str(self.locustfile or REFERENCE_LOCUSTFILE),
-            "workers": self.workers,
+            "workers": self.worker_count,
+            "remote_workers": self.remote_workers,
             "window_s": self.window_s,
             "max_inflight": self.max_inflight,
             "request_timeout_s": self.request_timeout_s,
@@ -143,12 +160,18 @@ class LoadSpec:
                "--kd-duration", f"{self.duration:g}", "--kd-window", f"{self.window_s:g}",
                "--kd-timeout", f"{self.request_timeout_s:g}", "--kd-spool", str(spool),
                "--kd-max-inflight", str(self.max_inflight)]  # fmt: skip
-        if self.workers > 1:
+        if self.remote_workers:
+            host, _, port = self.master_bind.rpartition(":")
+            cmd += ["--master", "--expect-workers", str(self.remote_workers),
+                    "--expect-workers-max-wait", f"{math.ceil(self.startup_timeout_s)}",
+                    "--master-bind-host", host, "--master-bind-port", port]  # fmt: skip
+        elif self.workers > 1:
             cmd += ["--processes", str(self.workers)]
         if self.mode == "open":
             assert self.rate is not None
             args = ",".join(f"{k}={v:g}" for k, v in self.shape_args.items())
-            cmd += ["-u", str(self.workers), "-r", str(self.workers),
+            n = str(self.worker_count)
+            cmd += ["-u", n, "-r", n,
                     "--kd-rate", f"{self.rate:g}", "--kd-shape", self.shape,
                     "--run-time", f"{math.ceil(self.duration + self.drain_s + 5)}s"]  # fmt: skip
             if args:

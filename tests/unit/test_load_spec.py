@@ -73,3 +73,14 @@ def test_closed_and_shape_commands(tmp_path: Path) -> None:
 def test_to_dict_describes_the_shape() -> None:
     d = LoadSpec(url=URL, duration=20, rate=50, shape="ramp").to_dict()
     assert d["shape"] == "ramp(50/s for 20s, start=0, ramp_s=20)" and d["mode"] == "open"
+
+
+def test_remote_workers_run_only_a_master_here() -> None:
+    spec = LoadSpec(url=URL, duration=60, rate=400, remote_workers=4, master_bind="0.0.0.0:5600")
+    joined = " ".join(spec.command(Path("s"), python="py"))
+    assert "--master --expect-workers 4" in joined and "--processes" not in joined
+    assert "--master-bind-host 0.0.0.0 --master-bind-port 5600" in joined
+    assert "-u 4 -r 4" in joined  # one open-model scheduler per remote worker
+    assert flag_of(url=URL, duration=1, rate=1, remote_workers=1, master_bind="5600") == (
+        "--master-bind"
+    )
