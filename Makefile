@@ -36,7 +36,7 @@ test: lint ## everything CI runs
 	$(BIN)/python -m pytest -q
 
 demo: install ## the demo suite, writing reports under reports/
-	$(BIN)/kubedrill demo
+	$(BIN)/kubedrill run --suite ci
 
 bench-load: install
 	$(BIN)/python benchmarks/bench_load.py

@@ -59,19 +59,25 @@ def validate(config: Path) -> None:
 @click.option("--config", "config", type=click.Path(path_type=Path), default=None)
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--dry-run", is_flag=True, default=False)
+@click.option("--time-scale", type=float, default=None, help="multiply scenario durations")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     suite: str | None,
     config: Path | None,
     report_dir: Path | None,
     dry_run: bool,
+    time_scale: float | None,
     pytest_args: tuple[str, ...],
 ) -> None:
-    """Run scenarios (default: scenarios/) with pytest and exit with the run's verdict."""
+    """Run scenarios (default: scenarios/) with pytest and exit with the run's verdict.
+
+    Extra arguments go to pytest; without a path among them, scenarios/ is run.
+    """
     overrides: dict[str, Any] = {
         "run.suite": suite,
         "report.dir": report_dir,
         "run.dry_run": True if dry_run else None,
+        "run.time_scale": time_scale,
     }
     settings = load_settings(config, overrides=overrides, override_source="kubedrill run option")
     run_id = new_run_id()
@@ -88,7 +94,11 @@ def run(
         args.append(f"--suite={suite}")
     if dry_run:
         args.append("--dry-run")
-    args += list(pytest_args) or ["scenarios"]
+    if time_scale is not None:
+        args.append(f"--time-scale={time_scale}")
+    args += list(pytest_args)
+    if not any(Path(a.split("::")[0]).exists() for a in pytest_args if not a.startswith("-")):
+        args.append("scenarios")
     rc = subprocess.call(args)
     doc_path = settings.report.dir / run_id / "run.json"
     if rc in (2, 3, 4):  # pytest: interrupted, internal error, usage error

@@ -80,7 +80,8 @@ class Check(abc.ABC):
             return self._result(Verdict.INCONCLUSIVE, None, f"no data: {ev.detail}", window)
         ok = self.threshold.holds(ev.value)
         verdict = Verdict.PASS if ok else Verdict.FAIL
-        shown = f"{ev.value:.4g} {self.threshold.unit}".rstrip()
+        unit = "" if self.threshold.unit in ("ratio", "value") else f" {self.threshold.unit}"
+        shown = f"{ev.value:.4g}{unit}"
         rel = "meets" if ok else "violates"
         reason = f"{self.threshold.metric} = {shown}, {rel} {self.threshold}"
         if ev.detail:

@@ -33,7 +33,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         if sc["checks"]:
             lines += ["| check | verdict | value | threshold | reason |", "|---|---|---|---|---|"]
             for c in sc["checks"]:
-                value = "—" if c["value"] is None else f"{c['value']:.4g} {c['unit']}".strip()
+                unit = "" if c["unit"] in ("ratio", "value") else c["unit"]
+                value = "—" if c["value"] is None else f"{c['value']:.4g} {unit}".strip()
                 lines.append(
                     f"| {_cell(c['name'])} | {_ICON[c['verdict']]} {c['verdict']} | {value} "
                     f"| {_cell(c['threshold'])} | {_cell(c['reason'])} |"
