@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -168,17 +169,28 @@ def part_throughput(workdir: Path, seconds: int, users: int, rounds: int) -> dic
     plain_rps: list[float] = []
     ours_rps: list[float] = []
     ours_hdr_rps: list[float] = []
+    cpu_us: dict[str, list[float]] = {"plain": [], "ours": []}
+
+    def children_cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
 
     def plain(r: int) -> None:
+        cpu0 = children_cpu()
         p = plain_locust(svc.url, users, seconds, workdir, tag=f"tp_plain{r}")
         p.wait(timeout=seconds + 60)
-        plain_rps.append(locust_stats(workdir / f"tp_plain{r}")["rps"])
+        stats = locust_stats(workdir / f"tp_plain{r}")
+        plain_rps.append(stats["rps"])
+        cpu_us["plain"].append((children_cpu() - cpu0) / stats["count"] * 1e6)
 
     def ours(r: int) -> None:
         spec = LoadSpec(url=svc.url, users=users, duration=seconds,
                         extra_args=("--csv", str(workdir / f"tp_ours{r}")))  # fmt: skip
+        cpu0 = children_cpu()
         res = run_load(spec, workdir=workdir)
-        ours_rps.append(locust_stats(workdir / f"tp_ours{r}")["rps"])
+        stats = locust_stats(workdir / f"tp_ours{r}")
+        ours_rps.append(stats["rps"])
+        cpu_us["ours"].append((children_cpu() - cpu0) / stats["count"] * 1e6)
         full = [w for w in res.per_window() if abs(w.duration - 1.0) < 1e-6]
         ours_hdr_rps.append(sum(w.count for w in full) / max(1, len(full)))
 
@@ -192,6 +204,10 @@ def part_throughput(workdir: Path, seconds: int, users: int, rounds: int) -> dic
         "plain_locust_rps": plain_rps, "runner_rps": ours_rps,
         "runner_hdr_rps": ours_hdr_rps,
         "runner_vs_plain_locust_ratio": statistics.mean(ours_rps) / statistics.mean(plain_rps),
+        "pair_ratios": [o / p for o, p in zip(ours_rps, plain_rps, strict=True)],
+        # CPU per request of the Locust process (user + sys): overhead without contention noise
+        "plain_locust_cpu_us_per_request": statistics.mean(cpu_us["plain"]),
+        "runner_cpu_us_per_request": statistics.mean(cpu_us["ours"]),
         "wrk_rps": wrk,
         "loadavg": {"before": before, "after": load_avg()},
     }  # fmt: skip
@@ -252,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         "runner_vs_plain_locust_ratio": tp["runner_vs_plain_locust_ratio"],
         "runner_rps": statistics.mean(tp["runner_rps"]),
         "plain_locust_rps": statistics.mean(tp["plain_locust_rps"]),
+        "plain_locust_cpu_us_per_request": tp["plain_locust_cpu_us_per_request"],
+        "runner_cpu_us_per_request": tp["runner_cpu_us_per_request"],
         "wrk_rps": tp["wrk_rps"],
         "rate_accuracy_pct": rt["rate_accuracy_pct"], "achieved_rps": rt["achieved_rps"],
     }  # fmt: skip

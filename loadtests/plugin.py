@@ -275,11 +275,16 @@ def install(events: Events = default_events) -> None:
         envs[:] = [environment]
         _on_init(environment, **kw)
 
-    def on_request(
+    def on_request(  # every argument Locust passes, named: no kwargs dict per request
+        request_type: str,
         name: str,
         response_time: float,
-        exception: BaseException | None = None,
+        response_length: int,
         response: Any = None,
+        context: Any = None,
+        exception: BaseException | None = None,
+        start_time: float | None = None,
+        url: str | None = None,
         **_: Any,
     ) -> None:
         if envs:

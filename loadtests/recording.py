@@ -92,11 +92,13 @@ class Recorder:
         self.total_requests = 0
         self._open: dict[tuple[int, str], _Acc] = {}
         self._horizon = window_index(self.started, width)  # oldest window still open
+        self._last: tuple[str, float, float, _Acc] | None = None
 
     def restart(self, now: float | None = None) -> None:
         """A test (re)starts: windows begin no earlier than now."""
         self.started = self.clock() if now is None else now
         self._horizon = max(self._horizon, window_index(self.started, self.width))
+        self._last = None
 
     def _acc(self, t: float, endpoint: str) -> _Acc:
         key = (max(window_index(t, self.width), self._horizon), endpoint)
@@ -109,7 +111,15 @@ class Recorder:
         self, endpoint: str, latency_s: float, error: str | None = None, t: float | None = None
     ) -> None:
         """A request completed at ``t`` (default now) after ``latency_s`` seconds."""
-        acc = self._acc(self.clock() if t is None else t, endpoint)
+        now = self.clock() if t is None else t
+        last = self._last  # fast path: the same endpoint and window as the last request
+        if last is not None and last[0] == endpoint and last[1] <= now < last[2]:
+            acc = last[3]
+        else:
+            acc = self._acc(now, endpoint)
+            idx = max(window_index(now, self.width), self._horizon)
+            start, end = window_bounds(idx, self.width)
+            self._last = (endpoint, start, end, acc)
         acc.count += 1
         self.total_requests += 1
         if error is not None:
@@ -150,6 +160,7 @@ class Recorder:
                 }
             )
             del self._open[(idx, endpoint)]
+        self._last = None
         self._horizon = max(self._horizon, limit + 1 if final else limit)
         return out
 

@@ -144,3 +144,15 @@ def test_only_loopback_is_a_default_target() -> None:
     assert check_target(None, ["http://127.0.0.1:8000", None]) is None
     assert "pass --host" in (check_target(None, ["https://example.com"]) or "")
     assert check_target("https://example.com", ["https://example.com"]) is None
+
+
+def test_the_fast_path_keeps_endpoints_and_windows_apart() -> None:
+    rec = Recorder(1.0, clock=Clock(0.0))
+    for i in range(300):  # 3 windows, 2 endpoints interleaved
+        rec.record("/a" if i % 3 else "/b", 0.001, t=i / 100)
+    got = {(w["endpoint"], w["start"]): w["count"] for w in rec.take(final=True, now=3.0)}
+    assert got == {
+        ("/a", 0.0): 66, ("/b", 0.0): 34,
+        ("/a", 1.0): 67, ("/b", 1.0): 33,
+        ("/a", 2.0): 67, ("/b", 2.0): 33,
+    }  # fmt: skip
