@@ -41,5 +41,18 @@ demo: install ## the demo suite, writing reports under reports/
 bench-load: install
 	$(BIN)/python benchmarks/bench_load.py
 
+.PHONY: sandbox-build sandbox-up sandbox-down
+sandbox-build: install ## build (or reuse) the sandbox's upstream binaries; ~17 min cold
+	$(BIN)/python -m kubedrill.sandbox.build
+
+sandbox-up: sandbox-build ## local control plane + fake GPU nodes; prints `export KUBECONFIG=...`
+	$(BIN)/kubedrill sandbox up
+
+sandbox-down: ## stop every sandbox process and remove its state
+	$(BIN)/kubedrill sandbox down
+
+bench-sandbox: sandbox-build ## warm-up, 1,000 pods, idle CPU -> reports/bench/sandbox.json
+	$(BIN)/python benchmarks/bench_sandbox.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -17,6 +17,7 @@ from kubedrill import __version__
 from kubedrill.errors import ConfigError, KubedrillError
 from kubedrill.load.cli import load as load_command
 from kubedrill.run import new_run_id
+from kubedrill.sandbox.cli import sandbox as sandbox_command
 from kubedrill.settings import load_settings
 from kubedrill.types import Verdict
 
@@ -116,6 +117,7 @@ def run(
 
 
 cli.add_command(load_command)
+cli.add_command(sandbox_command)
 
 
 def main(argv: list[str] | None = None) -> None:

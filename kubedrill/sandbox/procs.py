@@ -1,0 +1,183 @@
+"""Local processes of the sandbox: start detached, check, stop, find leftovers, read logs.
+
+Processes are started through ``sh -c 'exec … &'`` so they are not children of the
+Python process that started them (no zombies, no ResourceWarning for a Popen that
+outlives its object) and survive the ``kubedrill sandbox up`` that started them.
+Every process is identified by its pid file and checked against its command line before
+it is signalled, so a recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from kubedrill.errors import ActionFailed
+
+__all__ = [
+    "ComponentFailed",
+    "alive",
+    "free_port",
+    "pids_under",
+    "read_pid",
+    "spawn",
+    "stop_pid",
+    "tail",
+]
+
+TAIL_LINES = 15
+
+
+class ComponentFailed(ActionFailed):
+    """A sandbox component did not start or become ready; names it, its log tail and path."""
+
+    def __init__(self, component: str, what: str, log_path: Path | None) -> None:
+        self.component = component
+        self.log_path = log_path
+        lines = tail(log_path) if log_path is not None else []
+        body = "\n".join(f"  | {line}" for line in lines) or "  | (log is empty)"
+        where = f"\nfull log: {log_path}" if log_path is not None else ""
+        super().__init__(f"sandbox: {component} {what}; last lines of its log:\n{body}{where}")
+
+
+def tail(path: Path | None, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines of a log (long lines cut), or [] when it cannot be read."""
+    if path is None:
+        return []
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line[:300] for line in text.splitlines()[-lines:]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so none repeats)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def spawn(
+    argv: Sequence[str], log_path: Path, pid_path: Path, env: Mapping[str, str], cwd: Path
+) -> int:
+    """Start argv detached (own session, reparented to init), output to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    script = f"exec {shlex.join(argv)} >>{shlex.quote(str(log_path))} 2>&1 </dev/null & echo $!"
+    out = subprocess.run(
+        ["/bin/sh", "-c", script],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+    ).stdout
+    pid = int(out.strip())
+    pid_path.write_text(f"{pid}\n")
+    return pid
+
+
+def read_pid(pid_path: Path) -> int | None:
+    try:
+        return int(pid_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", errors="replace")
+
+
+def alive(pid: int | None, marker: str = "") -> bool:
+    """True when pid runs (not a zombie) and its command line contains marker."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
+    if state in ("Z", "X"):
+        return False
+    return marker in _cmdline(pid) if marker else True
+
+
+def stop_pid(pid: int | None, marker: str, timeout_s: float = 10.0) -> bool:
+    """SIGTERM, then SIGKILL after timeout_s; only if the pid still runs marker's program.
+
+    Returns True when the process is gone (or was never ours).
+    """
+    if not alive(pid, marker):
+        return True
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not alive(pid, marker):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def pids_under(directory: Path, programs: Iterable[str]) -> list[int]:
+    """Running processes of ours: a program named in programs whose command line mentions
+    directory (a shell or an editor that merely has the path open is left alone)."""
+    needle = str(directory)
+    names = set(programs)
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if os.path.basename(argv0.decode(errors="replace")) not in names:
+            continue
+        if needle in _cmdline(pid) and alive(pid):
+            out.append(pid)
+    return sorted(out)
