@@ -1,0 +1,95 @@
+"""The cluster watcher against the sandbox's real API server and controllers: what the
+Deployment controller, the disruption controller and a cordon do lands on the timeline,
+and scaling checks judge it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kubedrill.checks import expect
+from kubedrill.errors import PreconditionUnmet
+from kubedrill.kube import KubeAdapter
+from kubedrill.observe import ClusterWatcher
+from kubedrill.sandbox.config import SandboxConfig
+from kubedrill.sandbox.lifecycle import down, up
+from kubedrill.sandbox.state import State
+from kubedrill.settings import ClusterSettings
+from kubedrill.timeline import ObjectTransition, Timeline
+from kubedrill.types import Verdict
+
+NS = "observe"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
+    cfg = SandboxConfig(name="observe", root=tmp_path_factory.mktemp("sb"), addons=())
+    try:
+        state, _ = up(cfg, print)
+    except PreconditionUnmet as e:
+        pytest.skip(str(e))
+    yield state
+    down(cfg.paths, print)
+
+
+def _deployment(replicas: int) -> dict[str, object]:
+    labels = {"app": "svc"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "svc", "namespace": NS},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "c", "image": "fake"}]}}},
+    }  # fmt: skip
+
+
+def test_watcher_sees_scaling_pdb_and_cordon(sandbox: State) -> None:
+    from kubernetes import client
+
+    adapter = KubeAdapter.from_settings(ClusterSettings(kubeconfig=sandbox.paths.kubeconfig))
+    apps = client.AppsV1Api(adapter.api_client)
+    core = client.CoreV1Api(adapter.api_client)
+    policy = client.PolicyV1Api(adapter.api_client)
+    core.create_namespace({"metadata": {"name": NS}})
+    apps.create_namespaced_deployment(NS, _deployment(1))
+    policy.create_namespaced_pod_disruption_budget(NS, {
+        "metadata": {"name": "svc"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "svc"}}}})  # fmt: skip
+    node = core.list_node().items[0].metadata.name
+    tl = Timeline()
+    with ClusterWatcher(
+        adapter, tl, NS, kinds=("Deployment", "PodDisruptionBudget", "Node", "Pod")
+    ) as w:
+        assert w.synced.wait(30)
+        with tl.phase("scale"):
+            apps.patch_namespaced_deployment_scale("svc", NS, {"spec": {"replicas": 3}})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                dep = apps.read_namespaced_deployment("svc", NS)
+                if (dep.status.ready_replicas or 0) >= 3:
+                    break
+                time.sleep(0.5)
+            time.sleep(2)
+        core.patch_node(node, {"spec": {"unschedulable": True}})
+        time.sleep(2)
+        core.patch_node(node, {"spec": {"unschedulable": False}})
+        time.sleep(2)
+    ok = expect("scale_up_within: 60s", phase="scale", object_name="svc", target=3).evaluate(tl)
+    assert ok.verdict is Verdict.PASS, ok.reason
+    too_fast = expect("scale_up_within: 1ms", phase="scale", object_name="svc", target=3).evaluate(
+        tl
+    )
+    assert too_fast.verdict is Verdict.FAIL, too_fast.reason
+    pdb = [
+        o.data.fields
+        for o in tl.select(ObjectTransition)
+        if o.data.api_kind == "PodDisruptionBudget"
+    ]
+    assert any(f["disruptions_allowed"] == 2 for f in pdb), pdb
+    cordon = [o.data.fields["unschedulable"] for o in tl.select(ObjectTransition)
+              if o.data.api_kind == "Node" and o.data.name == node]  # fmt: skip
+    assert True in cordon and cordon[-1] is False
+    pods = {o.data.name for o in tl.select(ObjectTransition) if o.data.api_kind == "Pod"}
+    assert len(pods) >= 3
