@@ -8,7 +8,7 @@ test, and every check becomes its own testcase in ``reports/<run>/junit.xml``.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ import pytest
 
 from kubedrill.drill import Drill
 from kubedrill.errors import ConfigError, PreconditionUnmet
+from kubedrill.kube import KubeAdapter
+from kubedrill.observe import ClusterWatcher
 from kubedrill.report import write_reports
 from kubedrill.run import RunRecord, ScenarioResult, new_run_id
 from kubedrill.settings import Settings, load_settings
@@ -165,6 +167,25 @@ def drill(request: pytest.FixtureRequest, drill_settings: Settings) -> Drill:
 def timeline(drill: Drill) -> Any:
     """The scenario's timeline (same as ``drill.timeline``)."""
     return drill.timeline
+
+
+@pytest.fixture
+def cluster_watch(drill: Drill) -> Iterator[ClusterWatcher]:
+    """Watches the target namespace and the nodes onto the scenario's timeline while the
+    scenario runs; skips with a how-to-fix when no cluster is configured."""
+    settings = drill.settings
+    try:
+        _require_cluster(settings)
+        adapter = KubeAdapter.from_settings(settings.cluster)
+    except PreconditionUnmet as e:
+        pytest.skip(str(e))
+    watcher = ClusterWatcher(adapter, drill.timeline, settings.target.namespace)
+    with watcher:
+        if not watcher.synced.wait(settings.cluster.request_timeout_s * 3):
+            pytest.fail(
+                f"cluster watch did not sync within {settings.cluster.request_timeout_s * 3:g}s"
+            )
+        yield watcher
 
 
 def _message(results: list[Any], policy_fails_inconclusive: bool) -> str | None:

@@ -93,3 +93,41 @@ def test_watcher_sees_scaling_pdb_and_cordon(sandbox: State) -> None:
     assert True in cordon and cordon[-1] is False
     pods = {o.data.name for o in tl.select(ObjectTransition) if o.data.api_kind == "Pod"}
     assert len(pods) >= 3
+
+
+SCENARIO = """
+import time
+from kubernetes import client, config
+
+def test_scale(drill, cluster_watch):
+    drill.expect("scale_up_within: 60s", phase="scale", object_name="web", target=2)
+    drill.expect("replicas >= 1", phase="scale", object_name="web")
+    api = config.new_client_from_config(config_file=str(drill.settings.cluster.kubeconfig))
+    apps = client.AppsV1Api(api)
+    with drill.phase("scale"):
+        apps.patch_namespaced_deployment_scale("web", "{ns}", {{"spec": {{"replicas": 2}}}})
+        deadline = time.monotonic() + 60
+        while (apps.read_namespaced_deployment("web", "{ns}").status.ready_replicas or 0) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        time.sleep(1)
+"""
+
+
+def test_cluster_watch_fixture_feeds_scenario_checks(
+    sandbox: State, pytester: pytest.Pytester
+) -> None:
+    from kubernetes import client
+
+    ns = "fixture"
+    adapter = KubeAdapter.from_settings(ClusterSettings(kubeconfig=sandbox.paths.kubeconfig))
+    client.CoreV1Api(adapter.api_client).create_namespace({"metadata": {"name": ns}})
+    dep = _deployment(1)
+    dep["metadata"] = {"name": "web", "namespace": ns}
+    client.AppsV1Api(adapter.api_client).create_namespaced_deployment(ns, dep)
+    pytester.makepyfile(test_s=SCENARIO.format(ns=ns))
+    result = pytester.runpytest_subprocess(
+        "--kubeconfig", str(sandbox.paths.kubeconfig), "--namespace", ns, "--report-dir", "reports"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*verdict: PASS (2 PASS)*"])

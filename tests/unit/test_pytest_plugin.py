@@ -184,3 +184,16 @@ def test_runs_never_overwrite_each_other(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--report-dir", "reports", "-k", "steady")
     runs = [p for p in (pytester.path / "reports").iterdir() if p.is_dir() and not p.is_symlink()]
     assert len(runs) == 2
+
+
+def test_cluster_watch_skips_with_how_to_fix_without_a_cluster(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(pytester.path / "missing"))
+    monkeypatch.setenv("HOME", str(pytester.path))
+    pytester.makepyfile(
+        test_x="def test_a(drill, cluster_watch):\n    drill.expect('p95_ms <= 1')\n"
+    )
+    result = pytester.runpytest("--report-dir", "reports", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*kubedrill sandbox up*"])
