@@ -32,7 +32,7 @@ lint: install ## ruff, mypy --strict, import-linter layer contracts
 unit: install
 	$(BIN)/python -m pytest tests/unit -q
 
-test: lint ## everything CI runs
+test: lint sandbox-build ## everything CI runs (the sandbox binaries are built first when missing)
 	$(BIN)/python -m pytest -q
 
 demo: install ## the demo suite, writing reports under reports/
