@@ -82,7 +82,9 @@ class Kubectl:
     kubeconfig: Path
 
     def run(self, args: Sequence[str], stdin: str | None = None, timeout_s: float = 120) -> str:
-        cmd = [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args]
+        # the discovery cache stays beside the kubeconfig, not in ~/.kube/cache
+        cache = self.kubeconfig.parent / "kube-cache"
+        cmd = [str(self.binary), f"--kubeconfig={self.kubeconfig}", f"--cache-dir={cache}", *args]
         try:
             proc = subprocess.run(
                 cmd, input=stdin, capture_output=True, text=True, timeout=timeout_s, check=False

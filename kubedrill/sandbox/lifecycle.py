@@ -35,7 +35,7 @@ from kubedrill.sandbox.procs import (
     pids_under,
     read_pid,
     spawn,
-    stop_pid,
+    stop_all,
 )
 from kubedrill.sandbox.state import State, check_component, check_health
 
@@ -63,6 +63,7 @@ def _kwokctl_env(paths: SandboxPaths, bins: Mapping[str, Path]) -> dict[str, str
     # kwokctl renders metrics-server's kustomize base with `kubectl kustomize`.
     env["PATH"] = f"{bins['kubectl'].parent}{os.pathsep}{env.get('PATH', '')}"
     env["KWOK_WORKDIR"] = str(paths.kwok_workdir)
+    env["KUBECACHEDIR"] = str(paths.dir / "kube-cache")  # not ~/.kube/cache
     for var in [v for v in env if v.startswith("KWOK_") and v != "KWOK_WORKDIR"]:
         del env[var]  # a user's KWOK_* defaults must not leak into our cluster
     return env
@@ -318,19 +319,18 @@ def up(cfg: SandboxConfig, progress: Progress, *, allow_build: bool = True) -> t
 
 
 def _stop_processes(paths: SandboxPaths, state: State | None) -> list[str]:
-    """Stop every process of this sandbox: by pid file, addons first, then the control
-    plane in reverse start order; then any leftover of ours still naming the sandbox dir."""
-    stopped: list[str] = []
+    """Stop every process of this sandbox, all at once (the sandbox is being thrown away,
+    so no orderly drain is needed): by pid file, then any leftover of ours still naming
+    the sandbox dir. Returns what was stopped."""
+    marker = str(paths.dir)
     names: list[tuple[str, bool]] = state.components() if state is not None else []
-    for name, managed in reversed(names):
-        pid = read_pid(paths.pid_file(name, managed))
-        if alive(pid, str(paths.dir)):
-            stop_pid(pid, str(paths.dir))
-            stopped.append(name)
-    for pid in pids_under(paths.dir, PROGRAMS):
-        if stop_pid(pid, str(paths.dir)):
-            stopped.append(f"pid {pid}")
-    return stopped
+    by_name = {n: read_pid(paths.pid_file(n, m)) for n, m in reversed(names)}
+    running = {n: p for n, p in by_name.items() if alive(p, marker)}
+    stop_all(running.values(), marker, timeout_s=3)  # then SIGKILL: nothing to keep
+    stopped = list(running)
+    strays = pids_under(paths.dir, PROGRAMS)
+    stop_all(strays, marker)
+    return stopped + [f"pid {p}" for p in strays]
 
 
 def down(paths: SandboxPaths, progress: Progress) -> list[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "pids_under",
     "read_pid",
     "spawn",
+    "stop_all",
     "stop_pid",
     "tail",
 ]
@@ -135,26 +136,31 @@ def stop_pid(pid: int | None, marker: str, timeout_s: float = 10.0) -> bool:
 
     Returns True when the process is gone (or was never ours).
     """
-    if not alive(pid, marker):
-        return True
-    assert pid is not None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not alive(pid, marker):
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return stop_all([pid], marker, timeout_s) == []
+
+
+def stop_all(pids: Iterable[int | None], marker: str, timeout_s: float = 10.0) -> list[int]:
+    """Stop several processes at once (SIGTERM to all, SIGKILL to those left after
+    timeout_s); a pid that no longer runs marker's program is not touched. Returns the
+    pids that would not die."""
+    ours = [p for p in pids if p is not None and alive(p, marker)]
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for sig, wait_s in ((signal.SIGKILL, timeout_s), (None, 5.0)):
+        deadline = time.monotonic() + wait_s
+        while ours and time.monotonic() < deadline:
+            for pid in ours:
+                _reap(pid)
+            ours = [p for p in ours if alive(p)]
+            if ours:
+                time.sleep(0.05)
+        if sig is None:
+            break
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+    return ours
 
 
 def _reap(pid: int) -> None:

@@ -141,7 +141,8 @@ def running(api: client.ApiClient, ns: str, app: str, count: int) -> list[client
 
 
 def kubectl(sandbox: State, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    cmd = [str(sandbox.bins["kubectl"]), f"--kubeconfig={sandbox.paths.kubeconfig}", *args]
+    cache = f"--cache-dir={sandbox.paths.dir / 'kube-cache'}"
+    cmd = [str(sandbox.bins["kubectl"]), f"--kubeconfig={sandbox.paths.kubeconfig}", cache, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
