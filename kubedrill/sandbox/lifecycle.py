@@ -3,41 +3,42 @@ metrics-server, Prometheus, and the prometheus-adapter/KEDA processes beside the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 from kubedrill.errors import ActionFailed
 from kubedrill.sandbox.addons import (
     ADDON_APISERVICES,
     AddonPorts,
-    addon_manifests,
-    addon_processes,
-    prepare_certs,
 )
-from kubedrill.sandbox.api import ApiError, condition
-from kubedrill.sandbox.binaries import keda_crd_dir, metrics_server_manifests, resolve_binaries
+from kubedrill.sandbox.binaries import resolve_binaries
 from kubedrill.sandbox.config import SandboxConfig, SandboxPaths
 from kubedrill.sandbox.manifests import (
     ControlPlanePorts,
-    audit_policy,
-    kwokctl_config,
     node_docs,
 )
 from kubedrill.sandbox.procs import (
-    ComponentFailed,
     alive,
     free_ports,
     pids_under,
     read_pid,
-    spawn,
     stop_all,
 )
 from kubedrill.sandbox.state import State, check_component, check_health
+from kubedrill.sandbox.steps import (
+    apiservices_available,
+    create_control_plane,
+    nodes_ready,
+    run_kwokctl,
+    start_addon,
+    wait_until,
+)
 
 __all__ = ["down", "up"]
 
@@ -58,172 +59,17 @@ PROGRAMS = (
 )
 
 
-def _kwokctl_env(paths: SandboxPaths, bins: Mapping[str, Path]) -> dict[str, str]:
-    env = dict(os.environ)
-    # kwokctl renders metrics-server's kustomize base with `kubectl kustomize`.
-    env["PATH"] = f"{bins['kubectl'].parent}{os.pathsep}{env.get('PATH', '')}"
-    env["KWOK_WORKDIR"] = str(paths.kwok_workdir)
-    env["KUBECACHEDIR"] = str(paths.dir / "kube-cache")  # not ~/.kube/cache
-    for var in [v for v in env if v.startswith("KWOK_") and v != "KWOK_WORKDIR"]:
-        del env[var]  # a user's KWOK_* defaults must not leak into our cluster
-    return env
-
-
-def _kwokctl(state: State, args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    paths = state.paths
-    cmd = [str(state.bins["kwokctl"]), "--name", paths.name, *args]
-    log = paths.dir / "kwokctl.log"
-    with log.open("a") as out:
-        out.write(f"$ {' '.join(cmd)}\n")
-        out.flush()
-        return subprocess.run(
-            cmd,
-            env=_kwokctl_env(paths, state.bins),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-            cwd=paths.dir,
-        )
-
-
-def _wait(
-    state: State,
-    component: str,
-    managed: bool,
-    what: str,
-    probe: Callable[[], bool],
-    timeout_s: float,
-) -> None:
-    """Poll probe until true; fail fast, with the log tail, if the process dies."""
-    paths = state.paths
-    log = paths.log_file(component, managed)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if probe():
-            return
-        if not alive(read_pid(paths.pid_file(component, managed)), str(paths.dir)):
-            raise ComponentFailed(component, f"exited while waiting for {what}", log)
-        if time.monotonic() > deadline:
-            raise ComponentFailed(component, f"not ready after {timeout_s:g}s ({what})", log)
-        time.sleep(0.2)
-
-
-def _create_control_plane(state: State) -> None:
-    cfg, paths = state.config, state.paths
-    paths.audit_policy.write_text(audit_policy())
-    paths.kwokctl_config.write_text(
-        kwokctl_config(
-            cfg,
-            state.bins,
-            state.ports,
-            paths.audit_policy,
-            metrics_server_manifests(),
-            paths.pki / "ca.crt",
-        )
-    )
-    args = [
-        "create",
-        "cluster",
-        f"--config={paths.kwokctl_config}",
-        f"--kubeconfig={paths.kubeconfig}",
-        "--enable=metrics-server",
-        "--enable=prometheus",
-        f"--heartbeat-factor={cfg.heartbeat_factor:g}",
-        "--timeout=3m",
-    ]
-    try:
-        proc = _kwokctl(state, args, timeout_s=240)
-    except subprocess.TimeoutExpired:
-        raise ComponentFailed(
-            "kwokctl", "create cluster timed out", paths.dir / "kwokctl.log"
-        ) from None
-    if proc.returncode != 0:
-        for name, managed in state.components():
-            pid_file = paths.pid_file(name, managed)
-            if managed and pid_file.exists() and not alive(read_pid(pid_file), str(paths.dir)):
-                raise ComponentFailed(
-                    name, "exited during `kwokctl create cluster`", paths.log_file(name, True)
-                )
-        raise ComponentFailed(
-            "kwokctl", f"create cluster exited {proc.returncode}", paths.dir / "kwokctl.log"
-        )
-
-
-def _apiservices_available(state: State, names: tuple[str, ...]) -> bool:
-    api = state.api()
-    try:
-        return all(
-            condition(api.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{n}"), "Available")
-            == "True"
-            for n in names
-        )
-    except ApiError:
-        return False
-
-
-def _nodes_ready(state: State) -> bool:
-    try:
-        items = state.api().get("/api/v1/nodes").get("items") or []
-    except ApiError:
-        return False
-    return bool(items) and all(condition(n, "Ready") == "True" for n in items)
-
-
-def _crds_established(state: State, directory: Path) -> bool:
-    api = state.api()
-    try:
-        crds = api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").get("items") or []
-    except ApiError:
-        return False
-    names = {c["metadata"]["name"] for c in crds if condition(c, "Established") == "True"}
-    wanted = {
-        p.name.split("_", 1)[1].removesuffix(".yaml") + "." + p.name.split("_", 1)[0]
-        for p in directory.glob("*.yaml")
-    }
-    return wanted <= names
-
-
-def _start_addon(state: State, addon: str) -> None:
-    paths = state.paths
-    kubectl = state.kubectl()
-    if addon == "keda":
-        crds = keda_crd_dir()
-        kubectl.run(["apply", "--server-side", "--force-conflicts", "-f", str(crds)])
-        _wait(
-            state,
-            "kube-apiserver",
-            True,
-            "KEDA CRDs established",
-            lambda: _crds_established(state, crds),
-            60,
-        )
-    kubectl.apply(addon_manifests(addon, state.addon_ports))
-    prepare_certs(paths)
-    for proc in addon_processes(addon, paths, state.bins, state.addon_ports, state.prometheus_url):
-        env = dict(os.environ)
-        env.update(dict(proc.env))
-        spawn(
-            proc.argv,
-            paths.log_file(proc.name, False),
-            paths.pid_file(proc.name, False),
-            env,
-            paths.addon_dir,
-        )
-
-
 def _addon_ready_step(state: State, addon: str) -> Callable[[], None]:
     names = ADDON_APISERVICES[addon]
     component = "keda-adapter" if addon == "keda" else addon
 
     def run() -> None:
-        _wait(
+        wait_until(
             state,
             component,
             False,
             f"APIService {', '.join(names)} Available",
-            lambda: _apiservices_available(state, names),
+            lambda: apiservices_available(state, names),
             120,
         )
 
@@ -238,13 +84,13 @@ def _steps(state: State) -> list[tuple[str, Callable[[], None]]]:
 
     def ready(component: str, managed: bool, what: str, timeout_s: float) -> Callable[[], None]:
         probe = lambda: check_component(state, component, managed, api).ready  # noqa: E731
-        return lambda: _wait(state, component, managed, what, probe, timeout_s)
+        return lambda: wait_until(state, component, managed, what, probe, timeout_s)
 
     steps: list[tuple[str, Callable[[], None]]] = [
         (
             "control plane started (etcd, kube-apiserver, kube-controller-manager, "
             "kube-scheduler, kwok-controller, metrics-server, prometheus)",
-            lambda: _create_control_plane(state),
+            lambda: create_control_plane(state),
         ),
         ("kube-apiserver /readyz ok", ready("kube-apiserver", True, "/readyz", 90)),
         (
@@ -257,8 +103,8 @@ def _steps(state: State) -> list[tuple[str, Callable[[], None]]]:
     steps += [
         (
             "nodes Ready",
-            lambda: _wait(
-                state, "kwok-controller", True, "nodes Ready", lambda: _nodes_ready(state), 120
+            lambda: wait_until(
+                state, "kwok-controller", True, "nodes Ready", lambda: nodes_ready(state), 120
             ),
         ),
         (
@@ -276,11 +122,29 @@ def _steps(state: State) -> list[tuple[str, Callable[[], None]]]:
 
 
 def _addon_start_step(state: State, addon: str) -> Callable[[], None]:
-    return lambda: _start_addon(state, addon)
+    return lambda: start_addon(state, addon)
+
+
+@contextlib.contextmanager
+def _locked(paths: SandboxPaths) -> Iterator[None]:
+    """One ``up``/``down`` at a time per sandbox root (a flock on the root folder, so no
+    lock file is left behind)."""
+    paths.dir.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.dir.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def up(cfg: SandboxConfig, progress: Progress, *, allow_build: bool = True) -> tuple[State, bool]:
     """Bring the sandbox up, or report it when it already runs. Returns (state, reused)."""
+    with _locked(cfg.paths):
+        return _up(cfg, progress, allow_build)
+
+
+def _up(cfg: SandboxConfig, progress: Progress, allow_build: bool) -> tuple[State, bool]:
     paths = cfg.paths
     existing = State.load(paths)
     if existing is not None and existing.phase == "ready":
@@ -290,7 +154,7 @@ def up(cfg: SandboxConfig, progress: Progress, *, allow_build: bool = True) -> t
         why = ", ".join(health.down()) or "nodes"
         progress(f"stale sandbox at {paths.dir} ({why} not ready): recreating it")
     if paths.dir.exists():
-        down(paths, progress)
+        _down(paths, progress)
     start = time.monotonic()
     bins = resolve_binaries(progress, allow_build=allow_build)
     ports = free_ports(14)
@@ -335,11 +199,16 @@ def _stop_processes(paths: SandboxPaths, state: State | None) -> list[str]:
 
 def down(paths: SandboxPaths, progress: Progress) -> list[str]:
     """Stop everything and remove the sandbox folder. Returns what was stopped."""
+    with _locked(paths):
+        return _down(paths, progress)
+
+
+def _down(paths: SandboxPaths, progress: Progress) -> list[str]:
     state = State.load(paths)
     stopped = _stop_processes(paths, state)
     if state is not None and paths.cluster.exists():
         try:  # removes kwokctl's cluster tree and our kubeconfig's context
-            _kwokctl(state, ["delete", "cluster", f"--kubeconfig={paths.kubeconfig}"], 60)
+            run_kwokctl(state, ["delete", "cluster", f"--kubeconfig={paths.kubeconfig}"], 60)
         except (subprocess.TimeoutExpired, OSError) as e:
             progress(f"kwokctl delete cluster failed ({e}); removing files directly")
     left = pids_under(paths.dir, PROGRAMS)
