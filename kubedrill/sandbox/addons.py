@@ -69,7 +69,13 @@ def prepare_certs(paths: SandboxPaths) -> None:
     """ca.crt / tls.crt / tls.key from the cluster PKI, where KEDA's gRPC mTLS reads them."""
     paths.certs.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.certs, 0o700)
-    for src, dst in (("ca.crt", "ca.crt"), ("admin.crt", "tls.crt"), ("admin.key", "tls.key")):
+    (paths.certs / "ca").mkdir(exist_ok=True)
+    for src, dst in (
+        ("ca.crt", "ca.crt"),
+        ("admin.crt", "tls.crt"),
+        ("admin.key", "tls.key"),
+        ("ca.crt", "ca/ca.crt"),  # --ca-dir: KEDA parses every file there as a certificate
+    ):
         target = paths.certs / dst
         shutil.copyfile(paths.pki / src, target)
         os.chmod(target, 0o600)
@@ -115,7 +121,7 @@ def addon_processes(
             str(bins["keda-operator"]),
             f"--kubeconfig={paths.kubeconfig}",
             f"--cert-dir={paths.certs}",
-            f"--ca-dir={paths.certs}",
+            f"--ca-dir={paths.certs / 'ca'}",
             f"--metrics-bind-address=127.0.0.1:{ports.keda_operator_metrics}",
             f"--health-probe-bind-address=127.0.0.1:{ports.keda_operator_health}",
             f"--metrics-service-bind-address=127.0.0.1:{ports.keda_grpc}",

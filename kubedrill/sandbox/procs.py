@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shlex
 import signal
 import socket
@@ -24,7 +25,7 @@ from kubedrill.errors import ActionFailed
 __all__ = [
     "ComponentFailed",
     "alive",
-    "free_port",
+    "free_ports",
     "pids_under",
     "read_pid",
     "spawn",
@@ -63,18 +64,29 @@ def tail(path: Path | None, lines: int = TAIL_LINES) -> list[str]:
     return [line[:300] for line in text.splitlines()[-lines:]]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    socks = [socket.socket() for _ in range(count)]
+def _ephemeral_low() -> int:
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int, low: int = 20000) -> list[int]:
+    """Distinct free loopback ports for servers to listen on, below the kernel's ephemeral
+    range: a port taken from that range could be handed to an outgoing connection (say,
+    kube-apiserver to etcd) before our server binds it. Each is checked by binding it."""
+    high = max(low + 1000, _ephemeral_low())
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        while len(socks) < count:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", rng.randrange(low, high)))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:

@@ -532,6 +532,44 @@ def test_chaostoolkit_kubernetes_runs_unmodified(
     assert not client.CoreV1Api(api).read_node("cpu-0").spec.unschedulable
 
 
+def test_keda_scaledobject_with_a_prometheus_trigger_scales(
+    sandbox: State, api: client.ApiClient, ns: str
+) -> None:
+    """KEDA's operator, its gRPC metrics service, keda-adapter behind external.metrics.k8s.io,
+    Prometheus and the HPA controller, end to end: `vector(8)` against a threshold of 2
+    asks for 4 replicas."""
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(
+        ns, deployment("worker", 1, node_selector={"kubedrill.io/node-pool": "cpu"})
+    )
+    trigger = {"serverAddress": sandbox.prometheus_url, "query": "vector(8)", "threshold": "2"}
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "keda.sh", "v1alpha1", ns, "scaledobjects",
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "worker"},
+            "spec": {
+                "scaleTargetRef": {"name": "worker"},
+                "pollingInterval": 5,
+                "minReplicaCount": 1,
+                "maxReplicaCount": 6,
+                "triggers": [{"type": "prometheus", "metadata": trigger}],
+            },
+        },
+    )  # fmt: skip
+    replicas = lambda: apps.read_namespaced_deployment("worker", ns).spec.replicas  # noqa: E731
+    wait_for(lambda: replicas() == 4, 60, "KEDA to scale worker to 4")
+    running(api, ns, "worker", 4)
+    path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/s0-prometheus"
+    doc = json.loads(
+        kubectl(
+            sandbox, "get", "--raw", f"{path}?labelSelector=scaledobject.keda.sh%2Fname%3Dworker"
+        ).stdout
+    )
+    assert [i["value"] for i in doc["items"]] == ["8"]
+
+
 def test_down_leaves_no_process_and_no_state(sandbox: State) -> None:
     paths = sandbox.paths
     assert pids_under(paths.dir, PROGRAMS)

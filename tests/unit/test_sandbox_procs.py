@@ -10,6 +10,7 @@ from pathlib import Path
 from kubedrill.sandbox.procs import (
     ComponentFailed,
     alive,
+    free_ports,
     pids_under,
     read_pid,
     spawn,
@@ -67,3 +68,10 @@ def test_component_failed_names_component_log_tail_and_path(tmp_path: Path) -> N
     assert text.endswith(f"full log: {log}")
     assert tail(tmp_path / "missing.log") == []
     assert "(log is empty)" in str(ComponentFailed("x", "failed", tmp_path / "missing.log"))
+
+
+def test_free_ports_are_distinct_and_below_the_ephemeral_range() -> None:
+    ports = free_ports(50)
+    assert len(set(ports)) == 50
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(20000 <= p < low for p in ports)
