@@ -352,8 +352,12 @@ def test_silent_node_goes_notready_and_its_pods_are_evicted_per_toleration(
         unreachable = ("node.kubernetes.io/unreachable", "NoExecute")
         wait_for(lambda: unreachable in _taints(api, "gpu-1"), 15, "the NoExecute taint")
 
-        def evicted() -> bool:
-            return core.read_namespaced_pod(impatient, ns).metadata.deletion_timestamp is not None
+        def evicted() -> bool:  # being deleted, or already gone
+            try:
+                pod = core.read_namespaced_pod(impatient, ns)
+            except ApiException as e:
+                return e.status == 404
+            return pod.metadata.deletion_timestamp is not None
 
         wait_for(evicted, 20, "the pod tolerating 2 s to be evicted")
         evicted_s = time.monotonic() - t0
