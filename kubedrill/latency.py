@@ -13,6 +13,7 @@ __all__ = [
     "decode",
     "merge",
     "new_histogram",
+    "percentile_ms",
     "percentiles_ms",
 ]
 

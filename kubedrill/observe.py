@@ -7,7 +7,6 @@ readiness, events), and an object is recorded again only when those fields chang
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -170,4 +169,3 @@ class ClusterWatcher:
                 if self._stop.wait(1.0):
                     return
                 rv = ""
-            time.sleep(0)

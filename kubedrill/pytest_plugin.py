@@ -7,6 +7,7 @@ test, and every check becomes its own testcase in ``reports/<run>/junit.xml``.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -91,13 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="plan only: no load, no faults; INCONCLUSIVE never fails",
     )
-    g.addoption("--drill-run-id", dest="drill_run_id", help=argparse_suppress())
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
+    g.addoption("--drill-run-id", dest="drill_run_id", help=argparse.SUPPRESS)
 
 
 def _settings_from(config: pytest.Config) -> Settings:
@@ -231,6 +226,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     return result
 
 
+def _markers(item: pytest.Item) -> list[str]:
+    return sorted({m.name for m in item.iter_markers() if m.name in MARKERS})
+
+
 def _finish(item: pytest.Item, status: str, message: str) -> None:
     d = item.stash.get(_DRILL, None)
     if d is None:
@@ -241,7 +240,7 @@ def _finish(item: pytest.Item, status: str, message: str) -> None:
         ScenarioResult(
             id=item.nodeid,
             name=item.name,
-            markers=sorted({m.name for m in item.iter_markers() if m.name in MARKERS}),
+            markers=_markers(item),
             started=item.stash.get(_STARTED, time.time()),
             ended=time.time(),
             status=status,  # type: ignore[arg-type]
@@ -266,7 +265,7 @@ def pytest_runtest_makereport(
             ScenarioResult(
                 id=item.nodeid,
                 name=item.name,
-                markers=sorted({m.name for m in item.iter_markers() if m.name in MARKERS}),
+                markers=_markers(item),
                 started=now,
                 ended=now,
                 status="skipped",

@@ -319,8 +319,7 @@ def _env_values(env: Mapping[str, str]) -> dict[str, dict[str, tuple[Any, str, b
                     raise ConfigError(var, f"{section}.{key}", "a known key: " + ", ".join(names))
                 out.setdefault(section, {})[key] = (raw, var, True)
                 break
-        else:
-            continue  # KUBEDRILL_* variables of other tools (bin dir, sandbox) are not settings
+        # other KUBEDRILL_* variables (bin dir, sandbox dir) belong to other tools
     return out
 
 

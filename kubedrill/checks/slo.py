@@ -133,15 +133,14 @@ class AvailabilityCheck(_LoadCheck):
         load = _load_in(timeline, window, self.endpoint)
         if not load.windows:
             return Evidence(None, _missing(load, self.endpoint) or "")
-        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0, 0])  # count, errors, intended
+        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0])  # count, errors
         for w in load.windows:
             s = slots[round(w.start, 1)]
             s[0] += w.count
             s[1] += w.error_count
-            s[2] += w.intended
         up = sum(
             1
-            for count, errors, _ in slots.values()
+            for count, errors in slots.values()
             if count > 0 and errors / count <= self.slot_error_budget
         )
         return Evidence(up / len(slots), f"{up} of {len(slots)} slots up")
