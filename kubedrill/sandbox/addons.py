@@ -49,6 +49,7 @@ class AddonPorts:
     keda_grpc: int
     keda_adapter: int
     keda_adapter_metrics: int
+    pod_runner: int
 
     def to_dict(self) -> dict[str, int]:
         return {f: int(getattr(self, f)) for f in self.__slots__}

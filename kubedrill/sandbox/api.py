@@ -28,7 +28,7 @@ class ApiError(ActionFailed):
 
 @dataclass(frozen=True)
 class ApiClient:
-    """GETs against https://127.0.0.1:<port> authenticated by the cluster's admin cert."""
+    """Requests to https://127.0.0.1:<port> authenticated by the cluster's admin cert."""
 
     server: str
     ca: Path
@@ -41,25 +41,51 @@ class ApiClient:
         ctx.load_cert_chain(str(self.cert), str(self.key))
         return ctx
 
-    def get_text(self, path: str) -> str:
+    def request_text(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> str:
         url = self.server + path
-        req = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(  # noqa: S310 - fixed https URL on loopback
                 req, timeout=self.timeout_s, context=self._context()
             ) as resp:
                 return str(resp.read().decode("utf-8", errors="replace"))
         except urllib.error.HTTPError as e:
-            body = e.read().decode("utf-8", errors="replace")
-            raise ApiError(f"GET {path}: HTTP {e.code}: {truncate(body)}", e.code) from None
+            text = e.read().decode("utf-8", errors="replace")
+            raise ApiError(f"{method} {path}: HTTP {e.code}: {truncate(text)}", e.code) from None
         except (OSError, ssl.SSLError) as e:
-            raise ApiError(f"GET {path}: {e}") from None
+            raise ApiError(f"{method} {path}: {e}") from None
+
+    def get_text(self, path: str) -> str:
+        return self.request_text("GET", path)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        doc = json.loads(self.request_text(method, path, body, content_type) or "{}")
+        if not isinstance(doc, dict):
+            raise ApiError(f"{method} {path}: expected a JSON object")
+        return doc
+
+    def patch(self, path: str, body: object, strategic: bool = True) -> dict[str, Any]:
+        kind = "strategic-merge-patch" if strategic else "merge-patch"
+        return self.request("PATCH", path, body, f"application/{kind}+json")
 
     def get(self, path: str) -> dict[str, Any]:
-        doc = json.loads(self.get_text(path))
-        if not isinstance(doc, dict):
-            raise ApiError(f"GET {path}: expected a JSON object")
-        return doc
+        return self.request("GET", path)
 
     def ready(self) -> bool:
         try:

@@ -8,9 +8,11 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 from kubedrill.errors import ActionFailed
 from kubedrill.sandbox.addons import (
@@ -23,20 +25,24 @@ from kubedrill.sandbox.manifests import (
     ControlPlanePorts,
     node_docs,
 )
+from kubedrill.sandbox.podproc import POD_MARKER_ENV
 from kubedrill.sandbox.procs import (
     alive,
     free_ports,
     pids_under,
+    pids_with_env,
     read_pid,
     stop_all,
 )
 from kubedrill.sandbox.state import State, check_component, check_health
 from kubedrill.sandbox.steps import (
     apiservices_available,
+    configure_prometheus,
     create_control_plane,
     nodes_ready,
     run_kwokctl,
     start_addon,
+    start_pod_runner,
     wait_until,
 )
 
@@ -56,6 +62,7 @@ PROGRAMS = (
     "prometheus-adapter",
     "keda-operator",
     "keda-adapter",
+    Path(sys.executable).name,  # the pod runner
 )
 
 
@@ -99,6 +106,7 @@ def _steps(state: State) -> list[tuple[str, Callable[[], None]]]:
             lambda: state.kubectl().apply(nodes),
         ),
     ]
+    steps.append(("pod runner started", lambda: start_pod_runner(state)))
     steps += [(f"{a} started", _addon_start_step(state, a)) for a in cfg.addons]
     steps += [
         (
@@ -112,6 +120,11 @@ def _steps(state: State) -> list[tuple[str, Callable[[], None]]]:
             ready("metrics-server", True, "APIService", 90),
         ),
         ("prometheus ready", ready("prometheus", True, "/-/ready", 60)),
+        (
+            "prometheus scrapes process-backed pods and DCGM exporters",
+            lambda: configure_prometheus(state),
+        ),
+        ("pod runner ready", ready("pod-runner", False, "/healthz", 30)),
     ]
     if "keda" in cfg.addons:
         steps.append(("keda-operator ready", ready("keda-operator", False, "/readyz", 90)))
@@ -157,7 +170,7 @@ def _up(cfg: SandboxConfig, progress: Progress, allow_build: bool) -> tuple[Stat
         _down(paths, progress)
     start = time.monotonic()
     bins = resolve_binaries(progress, allow_build=allow_build)
-    ports = free_ports(14)
+    ports = free_ports(15)
     state = State(
         config=cfg,
         ports=ControlPlanePorts(*ports[:8]),
@@ -193,7 +206,8 @@ def _stop_processes(paths: SandboxPaths, state: State | None) -> list[str]:
     stop_all(running.values(), marker, timeout_s=3)  # then SIGKILL: nothing to keep
     stopped = list(running)
     strays = pids_under(paths.dir, PROGRAMS)
-    stop_all(strays, marker)
+    strays += [p for p in pids_with_env(POD_MARKER_ENV, marker) if p not in strays]
+    stop_all(strays, "", timeout_s=3)
     return stopped + [f"pid {p}" for p in strays]
 
 
@@ -211,7 +225,7 @@ def _down(paths: SandboxPaths, progress: Progress) -> list[str]:
             run_kwokctl(state, ["delete", "cluster", f"--kubeconfig={paths.kubeconfig}"], 60)
         except (subprocess.TimeoutExpired, OSError) as e:
             progress(f"kwokctl delete cluster failed ({e}); removing files directly")
-    left = pids_under(paths.dir, PROGRAMS)
+    left = pids_under(paths.dir, PROGRAMS) + pids_with_env(POD_MARKER_ENV, str(paths.dir))
     if left:
         raise ActionFailed(f"sandbox: processes {left} under {paths.dir} would not stop")
     shutil.rmtree(paths.dir, ignore_errors=True)

@@ -28,6 +28,7 @@ __all__ = [
 GPU_RESOURCE = "nvidia.com/gpu"
 SANDBOX_LABEL = "kubedrill.io/sandbox"
 POOL_LABEL = "kubedrill.io/node-pool"
+PROCESS_LABEL = "kubedrill.io/process"  # same as kubedrill.sandbox.podspec.PROCESS_LABEL
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,12 @@ def kwokctl_config(
         "etcdQuotaBackendSize": "2Gi",
     }
     patches = [
+        {
+            # Pods with this label are run as local processes by our pod runner, which
+            # writes their status; kwok must leave them alone (kwok's own flag for this).
+            "name": "kwok-controller",
+            "extraArgs": [_arg("disregard-status-with-label-selector", f"{PROCESS_LABEL}=true")],
+        },
         {
             # kwok v0.8.0 launches metrics-server with InternalIP first (kwok #1681).
             "name": "metrics-server",

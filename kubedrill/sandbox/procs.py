@@ -27,6 +27,7 @@ __all__ = [
     "alive",
     "free_ports",
     "pids_under",
+    "pids_with_env",
     "read_pid",
     "spawn",
     "stop_all",
@@ -178,6 +179,22 @@ def stop_all(pids: Iterable[int | None], marker: str, timeout_s: float = 10.0) -
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Running processes whose environment has name=value (how pod processes are marked)."""
+    needle = f"{name}={value}".encode()
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            env = Path(f"/proc/{entry.name}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle in env and alive(int(entry.name)):
+            out.append(int(entry.name))
+    return sorted(out)
 
 
 def pids_under(directory: Path, programs: Iterable[str]) -> list[int]:

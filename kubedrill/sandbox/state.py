@@ -61,6 +61,7 @@ class State:
     def components(self) -> list[tuple[str, bool]]:
         """(name, managed by kwokctl) for every process of this sandbox, in start order."""
         out = [(c, True) for c in KWOKCTL_COMPONENTS]
+        out.append(("pod-runner", False))
         for addon in self.config.addons:
             out += [(c, False) for c in ADDON_COMPONENTS[addon]]
         return out
@@ -175,6 +176,10 @@ def _functional_checks(state: State, api: ApiClient) -> dict[str, Callable[[], t
         "prometheus": lambda: (http_ok(f"{state.prometheus_url}/-/ready"), state.prometheus_url),
     }
     a = state.addon_ports
+    checks["pod-runner"] = lambda: (
+        http_ok(f"http://127.0.0.1:{a.pod_runner}/healthz"),
+        f"http://127.0.0.1:{a.pod_runner}",
+    )
     if "prometheus-adapter" in state.config.addons:
         names = ADDON_APISERVICES["prometheus-adapter"]
         checks["prometheus-adapter"] = lambda: _all_apiservices(api, names)

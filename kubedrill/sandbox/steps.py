@@ -4,10 +4,14 @@ the addons. Split from :mod:`kubedrill.sandbox.lifecycle` to keep modules small.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import yaml
 
 from kubedrill.sandbox.addons import addon_manifests, addon_processes, prepare_certs
 from kubedrill.sandbox.api import ApiError, condition
@@ -15,15 +19,17 @@ from kubedrill.sandbox.binaries import keda_crd_dir, metrics_server_manifests
 from kubedrill.sandbox.config import SandboxPaths
 from kubedrill.sandbox.manifests import audit_policy, kwokctl_config
 from kubedrill.sandbox.procs import ComponentFailed, alive, read_pid, spawn
-from kubedrill.sandbox.state import State
+from kubedrill.sandbox.state import State, http_ok
 
 __all__ = [
     "apiservices_available",
+    "configure_prometheus",
     "create_control_plane",
     "kwokctl_env",
     "nodes_ready",
     "run_kwokctl",
     "start_addon",
+    "start_pod_runner",
     "wait_until",
 ]
 
@@ -183,3 +189,77 @@ def start_addon(state: State, addon: str) -> None:
             env,
             paths.addon_dir,
         )
+
+
+def start_pod_runner(state: State) -> None:
+    paths = state.paths
+    argv = [sys.executable, "-m", "kubedrill.sandbox.podrunner", "--dir", str(paths.dir)]
+    spawn(
+        argv,
+        paths.log_file("pod-runner", False),
+        paths.pid_file("pod-runner", False),
+        dict(os.environ),
+        paths.addon_dir,
+    )
+
+
+def scrape_jobs(sandbox_dir: Path) -> list[dict[str, object]]:
+    """Prometheus jobs for the pod runner's file-SD lists: every process-backed pod (with
+    its namespace and pod as labels) and the DCGM exporters, every 2 s."""
+    sd = sandbox_dir / "prometheus"
+    return [
+        {
+            "job_name": "kubedrill-pods",
+            "scrape_interval": "2s",
+            "scrape_timeout": "1s",
+            "file_sd_configs": [{"files": [str(sd / "pods.json")], "refresh_interval": "5s"}],
+        },
+        {
+            "job_name": "kubedrill-dcgm",
+            "scrape_interval": "2s",
+            "scrape_timeout": "1s",
+            "honor_labels": True,  # keep the exporter's namespace/pod labels as they are
+            "file_sd_configs": [{"files": [str(sd / "dcgm.json")], "refresh_interval": "5s"}],
+        },
+    ]
+
+
+def configure_prometheus(state: State) -> None:
+    """Add our scrape jobs to kwokctl's Prometheus configuration and reload it (SIGHUP)."""
+    paths = state.paths
+    cfg_path = paths.cluster / "prometheus.yaml"
+    doc = yaml.safe_load(cfg_path.read_text()) or {}
+    jobs = [
+        j
+        for j in doc.get("scrape_configs") or []
+        if not str(j.get("job_name", "")).startswith("kubedrill-")
+    ]
+    doc["scrape_configs"] = jobs + scrape_jobs(paths.dir)
+    (paths.dir / "prometheus").mkdir(parents=True, exist_ok=True)
+    for name in ("pods.json", "dcgm.json"):
+        target = paths.dir / "prometheus" / name
+        if not target.exists():
+            target.write_text("[]")
+    cfg_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    pid = read_pid(paths.pid_file("prometheus", True))
+    if pid is None or not alive(pid, str(paths.dir)):
+        raise ComponentFailed("prometheus", "is not running", paths.log_file("prometheus", True))
+    os.kill(pid, signal.SIGHUP)
+    url = f"{state.prometheus_url}/api/v1/status/config"
+    wait_until(
+        state,
+        "prometheus",
+        True,
+        "configuration reloaded with the kubedrill-pods job",
+        lambda: _config_has(url, "kubedrill-pods"),
+        30,
+    )
+
+
+def _config_has(url: str, needle: str) -> bool:
+    import urllib.request
+
+    if not http_ok(url):
+        return False
+    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+        return needle in resp.read().decode(errors="replace")
