@@ -15,14 +15,28 @@ from aiohttp import web
 from kubedrill.refservice.backends import Backend, BadInput, EmulatedBackend, QueueFull
 from kubedrill.refservice.config import ServiceConfig
 from kubedrill.refservice.faults import FaultError, Faults, merge_faults
-from kubedrill.refservice.ledger import device_ids
+from kubedrill.refservice.ledger import device_ids, writer_id
 from kubedrill.refservice.metrics import CONTENT_TYPE, Metrics
-from kubedrill.refservice.runtime import Runtime, process_identity
+from kubedrill.refservice.runtime import OwnEntry, Runtime, process_identity
 from kubedrill.timeline import Note, SpoolWriter
 
-__all__ = ["SERVICE", "Service", "build_app"]
+__all__ = ["SERVICE", "Service", "build_app", "own_entry"]
 
 log = logging.getLogger("kubedrill.refservice")
+
+_OWN_TTL_POLLS = 5  # own ledger entries expire this many poll intervals after a write
+_OWN_TTL_MIN_S = 2.0  # ... and never sooner than this (a busy host wakes the loop late)
+
+
+def own_entry(cfg: ServiceConfig, env: Mapping[str, str]) -> OwnEntry:
+    """What this service writes about itself in a busy-ledger directory."""
+    wid = writer_id(env)
+    return OwnEntry(
+        writer=wid,
+        label=f"refservice {wid} pid {os.getpid()}",
+        fb_used_mib=cfg.fb_used_mib,
+        ttl_s=max(_OWN_TTL_MIN_S, _OWN_TTL_POLLS * cfg.busy_poll_s),
+    )
 
 
 class Service:
@@ -34,13 +48,25 @@ class Service:
         if not devices and cfg.mode == "emulated":
             devices = ["0"]  # an emulated pod pretends to hold one GPU
         self.cfg = cfg
-        self.rt = Runtime(cfg.faults, seed=cfg.seed, devices=devices, busy_ledger=cfg.busy_ledger)
+        # Emulated pods publish their own share of the device; torch mode's work is real
+        # and only a real GPU (and a real DCGM) sees it, so it publishes nothing.
+        own = own_entry(cfg, env)
+        self.rt = Runtime(
+            cfg.faults,
+            seed=cfg.seed,
+            devices=devices,
+            busy_ledger=cfg.busy_ledger,
+            own=own if cfg.mode == "emulated" else None,
+            slots=cfg.slots,
+        )
+        self.writer_id = own.writer
         self.metrics = Metrics()
         self.backend: Backend = self._make_backend()
         self.metrics.bind(
             queue_depth=lambda: float(self.backend.queue_depth),
             busy=lambda: self.rt.busy,
             ready=lambda: 0.0 if self.rt.not_ready_reason() else 1.0,
+            own_busy=lambda: self.rt.own_busy,
         )
         self.identity = process_identity()
         self.source = f"refservice/{self.identity['host']}/{self.identity['pid']}"
@@ -72,6 +98,7 @@ class Service:
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._load(on_load_failure)))
         if self.cfg.busy_ledger is not None:
+            self.rt.poll_once()  # our entry (idle so far) is there from the start
             self._tasks.append(loop.create_task(self.rt.poll_ledger(self.cfg.busy_poll_s)))
 
     async def _load(self, on_failure: asyncio.Event) -> None:
@@ -95,6 +122,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
+        self.rt.remove_own()  # after the poll stopped, so nothing writes them again
         await self.backend.close()
         if self._spool is not None:
             self._spool.close()
@@ -156,6 +184,7 @@ async def _infer(svc: Service, request: web.Request, t0: float) -> web.Response:
         try:
             result = await svc.backend.infer(inputs)
         except QueueFull:
+            rt.booking_refused()
             return _error(503, "queue full", max_queue=svc.cfg.max_queue)
         except BadInput as e:
             return _error(400, str(e))
@@ -201,10 +230,13 @@ async def health_gpu(request: web.Request) -> web.Response:
             "mode": svc.cfg.mode,
             "devices": rt.devices,
             "busy_fraction": ledger.busy,
+            "own_busy_fraction": rt.own_busy,
             "ledger": {
                 "path": None if rt.busy_ledger is None else str(rt.busy_ledger),
                 "status": ledger.status,
                 "detail": ledger.detail,
+                "writer_id": svc.writer_id,
+                "own_entries": rt.own_entries,
             },
             "queue_depth": svc.backend.queue_depth,
             "in_flight": rt.in_flight,

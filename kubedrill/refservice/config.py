@@ -24,6 +24,9 @@ DEFAULT_SLOTS = 4
 DEFAULT_SERVICE_TIME_MS = 10.0
 DEFAULT_MAX_BATCH = 32
 DEFAULT_BATCH_TIMEOUT_MS = 5.0
+DEFAULT_FB_USED_MIB = 1024.0
+"""Device memory an emulated pod claims in its own ledger entries (a CUDA context plus a
+small model); DCGM-named metrics report it as ``DCGM_FI_DEV_FB_USED``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class ServiceConfig:
     service_time_jitter_s: float = 0.0
     busy_ledger: Path | None = None
     busy_poll_s: float = 0.2
+    fb_used_mib: float = DEFAULT_FB_USED_MIB
     # torch mode
     device: Device = "auto"
     max_batch: int = DEFAULT_MAX_BATCH
@@ -145,13 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="file, or directory of per-device files, written by a GPU burner",
+        help="file, or directory of per-device entries shared with the device's other users",
     )
     b.add_argument(
         "--busy-poll-ms",
         type=_number(1, 60_000),
         default=200.0,
-        help="how often to re-read the busy ledger (default 200)",
+        help="how often to re-read the busy ledger and publish this pod's entry (default 200)",
+    )
+    b.add_argument(
+        "--fb-used-mib",
+        type=_number(0, 1_048_576),
+        default=None,
+        help=f"emulated: device memory claimed in this pod's own ledger entries "
+        f"(default {DEFAULT_FB_USED_MIB:g})",
     )
     t = p.add_argument_group("torch mode")
     t.add_argument(
@@ -227,6 +238,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
             "--slots": ns.slots,
             "--service-time-ms": ns.service_time_ms,
             "--service-time-jitter-ms": ns.service_time_jitter_ms,
+            "--fb-used-mib": ns.fb_used_mib,
         },
         "emulated",
     )
@@ -282,6 +294,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
         service_time_jitter_s=jitter_ms / 1000.0,
         busy_ledger=ns.busy_ledger,
         busy_poll_s=ns.busy_poll_ms / 1000.0,
+        fb_used_mib=DEFAULT_FB_USED_MIB if ns.fb_used_mib is None else ns.fb_used_mib,
         device=ns.device or "auto",
         max_batch=DEFAULT_MAX_BATCH if ns.max_batch is None else ns.max_batch,
         batch_timeout_s=(

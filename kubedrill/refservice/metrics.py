@@ -55,6 +55,12 @@ class Metrics:
             "Fraction of the device taken by others, from the busy ledger (0 without one).",
             registry=r,
         )
+        self.gpu_own_busy = Gauge(
+            "refservice_gpu_own_busy_ratio",
+            "Fraction of the device's time taken by this service's own work over the last "
+            "busy-ledger poll, as published in its ledger entry (0 when it publishes none).",
+            registry=r,
+        )
         self.ready = Gauge("refservice_ready", "1 when GET /ready answers 200.", registry=r)
 
     def bind(
@@ -62,11 +68,14 @@ class Metrics:
         queue_depth: Callable[[], float],
         busy: Callable[[], float],
         ready: Callable[[], float],
+        own_busy: Callable[[], float] | None = None,
     ) -> None:
         """Read the live gauges from the service at scrape time."""
         self.queue_depth.set_function(queue_depth)
         self.gpu_busy.set_function(busy)
         self.ready.set_function(ready)
+        if own_busy is not None:
+            self.gpu_own_busy.set_function(own_busy)
 
     def observe(self, code: int, duration_s: float) -> None:
         self.requests.labels(code=str(code)).inc()
