@@ -108,7 +108,7 @@ def addon_processes(
             *_serving(paths, ports.prometheus_adapter),
             f"--prometheus-url={prom_url}",
             f"--config={cfg}",
-            "--metrics-relist-interval=30s",
+            "--metrics-relist-interval=10s",
         ]
         return [Process("prometheus-adapter", tuple(argv))]
     if addon == "keda":

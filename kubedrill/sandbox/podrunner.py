@@ -241,6 +241,11 @@ class Runner:
             grace_s = float(grace) if isinstance(grace, int | float) else pp.spec.grace_s
             if pp.running:
                 self.events.pod(pod, "Killing", f"Stopping process (grace {grace_s:g}s)")
+            # Out of the Service proxies first, then SIGTERM. A real cluster does both at
+            # about the same time (kube-proxy often a second later): see docs/sandbox.md.
+            pp.terminating_until = time.monotonic() + grace_s
+            with contextlib.suppress(ApiError):
+                self._sync_services()
             pp.terminate(grace_s)
             self._patch_status(pp)
         if pp is not None and not pp.reap_terminating():

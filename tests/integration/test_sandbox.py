@@ -7,162 +7,33 @@ chaostoolkit-kubernetes run unmodified. One sandbox for the module (~10 s to sta
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubedrill.cli import main as kubedrill_main
-from kubedrill.errors import PreconditionUnmet
-from kubedrill.sandbox.config import SANDBOX_DIR_ENV, SandboxConfig
+from kubedrill.sandbox.config import SANDBOX_DIR_ENV
 from kubedrill.sandbox.lifecycle import PROGRAMS, down, up
 from kubedrill.sandbox.procs import pids_under
 from kubedrill.sandbox.state import State, check_health
-
-T = TypeVar("T")
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
-    cfg = SandboxConfig(name="itest", root=tmp_path_factory.mktemp("sandbox"))
-    try:  # builds missing binaries when go is there; skips only when that is impossible
-        state, _ = up(cfg, print)
-    except PreconditionUnmet as e:
-        pytest.skip(str(e))
-    yield state
-    down(cfg.paths, print)
-
-
-@pytest.fixture(scope="module")
-def api(sandbox: State) -> Iterator[client.ApiClient]:
-    c = config.new_client_from_config(config_file=str(sandbox.paths.kubeconfig))
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def ns(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
-    wait_for(lambda: _has_default_sa(core, name), 30, f"default ServiceAccount in {name}")
-    yield name
-    core.delete_namespace(name)  # and wait, so the next test starts on a clean cluster
-    wait_for(lambda: name not in _namespaces(core), 90, f"namespace {name} deleted")
-
-
-def _namespaces(core: client.CoreV1Api) -> set[str]:
-    return {n.metadata.name for n in core.list_namespace().items}
-
-
-def _has_default_sa(core: client.CoreV1Api, ns: str) -> bool:
-    return any(
-        sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
-    )
-
-
-def wait_for(fn: Callable[[], T], timeout_s: float, what: str, every_s: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(every_s)
-
-
-def deployment(
-    name: str,
-    replicas: int,
-    *,
-    node_selector: dict[str, str] | None = None,
-    gpus: int = 0,
-    tolerations: list[dict[str, Any]] | None = None,
-    usage_cpu: str = "10m",
-) -> dict[str, Any]:
-    requests: dict[str, str] = {"cpu": "100m", "memory": "64Mi"}
-    if gpus:
-        requests["nvidia.com/gpu"] = str(gpus)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {
-                    "labels": {"app": name},
-                    "annotations": {"kwok.x-k8s.io/usage-cpu": usage_cpu},
-                },
-                "spec": {
-                    "nodeSelector": node_selector or {},
-                    "tolerations": tolerations or [],
-                    "terminationGracePeriodSeconds": 1,
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "example.invalid/app",
-                            "resources": {
-                                "requests": requests,
-                                "limits": {
-                                    k: v for k, v in requests.items() if k == "nvidia.com/gpu"
-                                },
-                            },
-                        }
-                    ],
-                },
-            },
-        },
-    }
-
-
-def pods(api: client.ApiClient, ns: str, app: str) -> list[client.V1Pod]:
-    items = client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items
-    return [p for p in items if p.metadata.deletion_timestamp is None]
-
-
-def running(api: client.ApiClient, ns: str, app: str, count: int) -> list[client.V1Pod]:
-    def check() -> list[client.V1Pod]:
-        ps = [p for p in pods(api, ns, app) if p.status.phase == "Running"]
-        return ps if len(ps) == count else []
-
-    return wait_for(check, 60, f"{count} Running pods of {app}")
-
-
-def kubectl(sandbox: State, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    cache = f"--cache-dir={sandbox.paths.dir / 'kube-cache'}"
-    cmd = [str(sandbox.bins["kubectl"]), f"--kubeconfig={sandbox.paths.kubeconfig}", cache, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-
-
-def pdb(name: str, app: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": app}}, **spec},
-    }
-
-
-def pdb_allows(api: client.ApiClient, ns: str, name: str, allowed: int, healthy: int) -> bool:
-    st = client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(name, ns).status
-    return bool(st and st.current_healthy == healthy and st.disruptions_allowed == allowed)
-
-
-def audit_events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
+from tests.integration.kit import (
+    GPU_TOLERATION,
+    audit_events,
+    deployment,
+    kubectl,
+    pdb,
+    pdb_allows,
+    pods,
+    running,
+    wait_for,
+)
 
 # ----------------------------------------------------------------------------- tests ---
 
@@ -377,60 +248,6 @@ def test_silent_node_goes_notready_and_its_pods_are_evicted_per_toleration(
         30,
         "taints lifted",
     )
-
-
-def _annotate_usage(api: client.ApiClient, ns: str, app: str, cpu: str) -> None:
-    core = client.CoreV1Api(api)
-    for p in pods(api, ns, app):
-        core.patch_namespaced_pod(
-            p.metadata.name, ns, {"metadata": {"annotations": {"kwok.x-k8s.io/usage-cpu": cpu}}}
-        )
-
-
-def test_hpa_on_cpu_scales_up_and_back_down(api: client.ApiClient, ns: str) -> None:
-    apps, hpas = client.AppsV1Api(api), client.AutoscalingV2Api(api)
-    apps.create_namespaced_deployment(
-        ns, deployment("web", 1, node_selector={"kubedrill.io/node-pool": "cpu"})
-    )
-    hpas.create_namespaced_horizontal_pod_autoscaler(
-        ns,
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": "web"},
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                "minReplicas": 1,
-                "maxReplicas": 4,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {"type": "Utilization", "averageUtilization": 50},
-                        },
-                    }
-                ],
-            },
-        },
-    )
-    running(api, ns, "web", 1)
-
-    def utilization() -> int | None:
-        status = hpas.read_namespaced_horizontal_pod_autoscaler("web", ns).status
-        for m in status.current_metrics or []:
-            if m.resource and m.resource.current.average_utilization is not None:
-                return int(m.resource.current.average_utilization) + 1  # 0 % must be truthy
-        return None
-
-    wait_for(utilization, 60, "the HPA to read CPU from metrics.k8s.io")
-    _annotate_usage(api, ns, "web", "200m")  # 200 % of the 100m request
-    replicas = lambda: apps.read_namespaced_deployment("web", ns).spec.replicas  # noqa: E731
-    wait_for(lambda: replicas() == 4, 90, "scale-up to 4 replicas")
-    _annotate_usage(api, ns, "web", "5m")
-    time.sleep(1)
-    _annotate_usage(api, ns, "web", "5m")  # pods created meanwhile too
-    wait_for(lambda: replicas() == 1, 120, "scale-down to 1 replica", every_s=1)
 
 
 def _activity(kind: str, title: str, target: str, **arguments: Any) -> dict[str, Any]:
