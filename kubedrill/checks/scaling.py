@@ -66,12 +66,16 @@ class ScaleWithinCheck(_ObjectCheck):
         series = self._series(timeline)
         if not series:
             return Evidence(None, f"no observations of {self._what}")
-        for o in series:
-            if o.t < window.start:
-                continue
+        before = [o for o in series if o.t < window.start]
+        inside = [o for o in series if window.contains(o.t)]
+        # the value in force when the phase started counts as seen at its start
+        timed = [(window.start, before[-1])] if before else []
+        timed += [(o.t, o) for o in inside]
+        for t, o in timed:
             v = float(o.data.fields[self.field])  # type: ignore[arg-type]
             if (v >= self.target) if self.up else (v <= self.target):
-                return Evidence(o.t - window.start, f"{self._what} reached {v:g}")
+                when = "already at the phase start" if t == window.start else "reached"
+                return Evidence(t - window.start, f"{self._what} {when} {v:g}")
         observed = window.duration
         if observed < self.threshold.value:
             return Evidence(
@@ -79,7 +83,7 @@ class ScaleWithinCheck(_ObjectCheck):
                 f"{self._what} had not reached {self.target} after {observed:.1f}s, "
                 f"less than the {self.threshold.value:g}s allowed: the deadline was not observed",
             )
-        seen = [float(o.data.fields[self.field]) for o in series if o.t >= window.start]  # type: ignore[arg-type]
+        seen = [float(o.data.fields[self.field]) for _, o in timed]  # type: ignore[arg-type]
         best = (max(seen) if self.up else min(seen)) if seen else None
         extra = f"; best seen {best:g}" if best is not None else "; no change in the window"
         return Evidence(observed, f"{self._what} never reached {self.target}{extra}")

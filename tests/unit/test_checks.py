@@ -139,6 +139,18 @@ def test_scale_up_within() -> None:
     assert never.verdict is Verdict.FAIL and "never reached 8; best seen 4" in never.reason
 
 
+def test_scale_up_reached_before_the_phase_counts_as_zero_and_after_it_does_not() -> None:
+    tl = phased(("inject", 100, 200))
+    _replicas(tl, 50, 4)  # already there when the phase starts
+    r = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert r.verdict is Verdict.PASS and r.value == 0 and "already" in r.reason
+    tl = phased(("inject", 100, 200))
+    _replicas(tl, 50, 1)
+    _replicas(tl, 250, 4)  # only after the phase ended
+    r = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert r.verdict is Verdict.FAIL and "best seen 1" in r.reason
+
+
 def test_scale_deadline_not_observed_is_inconclusive() -> None:
     tl = phased(("inject", 100, 130))
     _replicas(tl, 110, 2)
