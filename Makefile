@@ -35,8 +35,8 @@ unit: install
 test: lint sandbox-build ## everything CI runs (the sandbox binaries are built first when missing)
 	$(BIN)/python -m pytest -q
 
-demo: install ## the demo suite, writing reports under reports/
-	$(BIN)/kubedrill run --suite ci
+demo: install ## the demo suite on the sandbox (built and started when missing), reports under reports/
+	$(BIN)/kubedrill run --suite ci --sandbox
 
 bench-load: install
 	$(BIN)/python benchmarks/bench_load.py

@@ -24,6 +24,7 @@ from kubedrill.types import Verdict
 __all__ = ["EXIT", "exit_code_for", "main"]
 
 EXIT = {"pass": 0, "fail": 1, "usage": 2, "inconclusive": 3}
+DEMO_NAMESPACE = "kubedrill-demo"
 
 
 def exit_code_for(verdict: Verdict, inconclusive: str = "fail") -> int:
@@ -61,6 +62,14 @@ def validate(config: Path) -> None:
 @click.option("--report-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--dry-run", is_flag=True, default=False)
 @click.option("--time-scale", type=float, default=None, help="multiply scenario durations")
+@click.option(
+    "--sandbox",
+    "use_sandbox",
+    is_flag=True,
+    default=False,
+    help="bring up (or reuse) the local sandbox, building what is missing, and run the "
+    f"cluster scenarios against it (namespace {DEMO_NAMESPACE} unless --namespace is given)",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def run(
     suite: str | None,
@@ -68,12 +77,15 @@ def run(
     report_dir: Path | None,
     dry_run: bool,
     time_scale: float | None,
+    use_sandbox: bool,
     pytest_args: tuple[str, ...],
 ) -> None:
     """Run scenarios (default: scenarios/) with pytest and exit with the run's verdict.
 
     Extra arguments go to pytest; without a path among them, scenarios/ is run.
     """
+    if use_sandbox and not dry_run:  # a dry run touches nothing, the sandbox included
+        pytest_args = _sandbox_args(pytest_args)
     overrides: dict[str, Any] = {
         "run.suite": suite,
         "report.dir": report_dir,
@@ -114,6 +126,32 @@ def run(
         code = EXIT["fail"]  # a plain test failed beside the scenarios
     click.echo(f"kubedrill: {verdict.value} — {doc_path}")
     raise SystemExit(code)
+
+
+def _sandbox_args(pytest_args: tuple[str, ...]) -> tuple[str, ...]:
+    from kubedrill.sandbox.config import SandboxConfig
+    from kubedrill.sandbox.lifecycle import up
+
+    def progress(line: str) -> None:
+        click.echo(f"sandbox: {line}", err=True)
+
+    state, reused = up(SandboxConfig(), progress)
+    click.echo(
+        f"sandbox: {'reusing the running' if reused else 'started the'} sandbox at "
+        f"{state.paths.dir} (stop it with `kubedrill sandbox down`)",
+        err=True,
+    )
+    # --flag=value: a bare path argument would move pytest's rootdir (and its cache)
+    extra = [f"--kubeconfig={state.paths.kubeconfig}"]
+
+    def given(flag: str) -> bool:
+        return any(a == flag or a.startswith(f"{flag}=") for a in pytest_args)
+
+    if not given("--namespace"):
+        extra += [f"--namespace={DEMO_NAMESPACE}"]
+    if not given("--prometheus-url"):
+        extra += [f"--prometheus-url={state.prometheus_url}"]
+    return (*extra, *pytest_args)
 
 
 cli.add_command(load_command)

@@ -25,8 +25,12 @@ KINDS: dict[str, tuple[str, str]] = {
     "Node": ("v1", "nodes"),
     "Event": ("v1", "events"),
     "ScaledObject": ("keda.sh/v1alpha1", "scaledobjects"),
+    "Namespace": ("v1", "namespaces"),
+    "Service": ("v1", "services"),
+    "ConfigMap": ("v1", "configmaps"),
 }
-CLUSTER_SCOPED = {"Node"}
+CLUSTER_SCOPED = {"Node", "Namespace"}
+FIELD_MANAGER = "kubedrill"
 
 
 class ApiFailed(KubedrillError):
@@ -78,11 +82,24 @@ class KubeAdapter:
 
     def _get(self, path: str, query: list[tuple[str, Any]]) -> Any:
         """GET ``path``; returns the urllib3 response, unread (watches stream it)."""
-        method, url, headers, body, post = self.api_client.param_serialize(
-            "GET", path, query_params=query, header_params={"Accept": "application/json"},
+        return self._call("GET", path, query)
+
+    def _call(
+        self,
+        verb: str,
+        path: str,
+        query: list[tuple[str, Any]],
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        method, url, headers, data, post = self.api_client.param_serialize(
+            verb, path, query_params=query, header_params=headers, body=body,
             auth_settings=["BearerToken"],
         )  # fmt: skip
-        resp = self.api_client.call_api(method, url, headers, body, post, _request_timeout=None)
+        resp = self.api_client.call_api(method, url, headers, data, post, _request_timeout=None)
         raw = resp.response
         if resp.status == 410:
             raw.release_conn()
@@ -90,8 +107,57 @@ class KubeAdapter:
         if resp.status >= 400:
             text = raw.data.decode("utf-8", "replace")
             raw.release_conn()
-            raise ApiFailed(f"GET {path}: HTTP {resp.status}: {truncate(text, 200)}")
+            raise ApiFailed(f"{verb} {path}: HTTP {resp.status}: {truncate(text, 200)}")
         return raw
+
+    def _object_path(self, kind: str, namespace: str | None, name: str) -> str:
+        if kind not in KINDS:
+            raise ApiFailed(f"kind {kind!r} is not one kubedrill manages: {', '.join(KINDS)}")
+        return f"{self._path(kind, namespace)}/{name}"
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            resp = self._get(self._object_path(kind, namespace, name), [])
+        except ApiFailed as e:
+            if "HTTP 404" in str(e):
+                return None
+            raise
+        try:
+            return dict(json.loads(resp.data))
+        finally:
+            resp.release_conn()
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        """Delete (background propagation); False when it did not exist."""
+        body = {"propagationPolicy": "Background"}
+        try:
+            resp = self._call(
+                "DELETE", self._object_path(kind, namespace, name), [], body, "application/json"
+            )
+        except ApiFailed as e:
+            if "HTTP 404" in str(e):
+                return False
+            raise
+        resp.release_conn()
+        return True
+
+    def apply(self, doc: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Server-side apply (field manager ``kubedrill``): creates or updates, idempotent.
+        ``namespace`` overrides the document's for namespaced kinds."""
+        kind = str(doc.get("kind", ""))
+        meta = dict(doc.get("metadata") or {})
+        if namespace and kind not in CLUSTER_SCOPED:
+            meta["namespace"] = namespace
+        doc = {**doc, "metadata": meta}
+        path = self._object_path(kind, meta.get("namespace"), str(meta.get("name", "")))
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        # JSON is YAML: sent as a string, since the client only encodes *json types itself
+        resp = self._call("PATCH", path, query, json.dumps(doc), "application/apply-patch+yaml")
+        try:
+            return dict(json.loads(resp.data))
+        finally:
+            resp.release_conn()
 
     def list(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         resp = self._get(self._path(kind, namespace), [])

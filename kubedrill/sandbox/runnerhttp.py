@@ -62,14 +62,14 @@ class RunnerHttp:
             node = parts[1]
             if node not in self.gpu_nodes:
                 return 404, f"no GPU node {node!r}\n", "text/plain"
-            from kubedrill.sandbox.dcgm import render_node
+            from kubedrill.sandbox.dcgm import read_assignments, render_node
 
             ledger = self.state.paths.dir / "gpus" / node
             text = render_node(
                 node,
                 self.gpu_nodes[node],
                 ledger,
-                _assignments(ledger / "assignments.json"),
+                read_assignments(ledger / "assignments.json"),
                 self.state.config.gpu_product,
                 time.time(),
             )
@@ -82,17 +82,3 @@ class RunnerHttp:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def _assignments(path: Path) -> dict[str, dict[str, str]]:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    return {
-        str(k): {str(a): str(b) for a, b in v.items()}
-        for k, v in doc.items()
-        if isinstance(v, dict)
-    }
