@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -285,3 +287,61 @@ def test_pods_metric_hpa_and_keda_scale_the_service_on_queue_depth(
         raw = f"/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/pods/*/refservice_queue_depth"
         doc = json.loads(kubectl(sandbox, "get", "--raw", raw).stdout)
         assert doc["items"], doc
+
+
+def _service_ms(port: int) -> float:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/infer",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return float(json.loads(resp.read())["timings"]["service_ms"])
+
+
+def test_virtual_gpus_contention_and_dcgm_metrics(
+    sandbox: State, api: client.ApiClient, ns: str
+) -> None:
+    """Pods get distinct device ids on their node; the GPU saturation burner's ledger entry
+    slows exactly the pod on that device; DCGM-named series carry Hostname/namespace/pod."""
+    apps = client.AppsV1Api(api)
+    args = ["--slots", "1", "--service-time-ms", "20", "--service-time-jitter-ms", "0",
+            "--busy-ledger", "$(KUBEDRILL_GPU_LEDGER)"]  # fmt: skip
+    apps.create_namespaced_deployment(
+        ns, process_deployment("gpu", 2, args, gpus=1, node="gpu-1", cpu="10m")
+    )
+    pair = _ready_pods(api, ns, "gpu", 2)
+    devices = {p.metadata.name: p.metadata.annotations["kubedrill.io/gpu-devices"] for p in pair}
+    assert sorted(devices.values()) == ["0", "1"], devices
+    ledger = sandbox.paths.dir / "gpus" / "gpu-1"
+    assigned = json.loads((ledger / "assignments.json").read_text())
+    assert {assigned[d]["pod"] for d in devices.values()} == set(devices)
+
+    victim, bystander = pair
+    dev = devices[victim.metadata.name]
+    util = f'DCGM_FI_DEV_GPU_UTIL{{Hostname="gpu-1",gpu="{dev}",namespace="{ns}"}}'
+    series = wait_for(lambda: _prom(sandbox, util), 30, "DCGM series for the pod's GPU")
+    assert series[0]["metric"]["pod"] == victim.metadata.name
+    assert _service_ms(pod_port(victim)) == pytest.approx(20, abs=2)
+
+    burner = subprocess.Popen(
+        [sys.executable, "-m", "gpu_bench", "burn", "--busy", "0.8", "--duration", "20",
+         "--devices", dev, "--ledger", str(ledger), "--cuda", "off"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        slow = wait_for(
+            lambda: (ms := _service_ms(pod_port(victim))) > 80 and ms, 15, "the burner to bite"
+        )
+        assert slow == pytest.approx(100, rel=0.1)  # 20 ms / (1 - 0.8)
+        assert _service_ms(pod_port(bystander)) == pytest.approx(20, abs=2)  # other device
+        busy = f"{util} >= 80"
+        wait_for(lambda: _prom(sandbox, busy), 20, "DCGM_FI_DEV_GPU_UTIL >= 80 for that GPU")
+        engine = f'DCGM_FI_PROF_GR_ENGINE_ACTIVE{{Hostname="gpu-1",gpu="{dev}"}}'
+        assert float(_prom(sandbox, engine)[0]["value"][1]) >= 0.8
+    finally:
+        burner.send_signal(signal.SIGTERM)
+        _, err = burner.communicate(timeout=15)
+    assert burner.returncode == 0, err.decode()[-1000:]
+    assert not (ledger / dev).exists()  # the burner removed its entry
+    wait_for(lambda: _service_ms(pod_port(victim)) < 25, 10, "the service to recover")
