@@ -65,6 +65,7 @@ def kwokctl_config(
     audit_policy_path: Path,
     metrics_server_manifests: Path,
     client_ca: Path,
+    prometheus_data: Path,
 ) -> str:
     """A KwokctlConfiguration for the binary runtime with our local binaries."""
     options: dict[str, Any] = {
@@ -122,6 +123,16 @@ def kwokctl_config(
                 _arg("requestheader-username-headers", "X-Remote-User"),
                 _arg("requestheader-group-headers", "X-Remote-Group"),
                 _arg("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
+            ],
+        },
+        {
+            # Debian's prometheus defaults to /var/lib/prometheus/metrics2: the system's
+            # TSDB, shared by every sandbox (old series leak into new runs, and startup
+            # replays an ever longer WAL). Each sandbox keeps its own, for a day at most.
+            "name": "prometheus",
+            "extraArgs": [
+                _arg("storage.tsdb.path", str(prometheus_data)),
+                _arg("storage.tsdb.retention.time", "1d"),
             ],
         },
         {

@@ -99,6 +99,7 @@ def create_control_plane(state: State) -> None:
             paths.audit_policy,
             metrics_server_manifests(),
             paths.pki / "ca.crt",
+            paths.dir / "prometheus" / "data",
         )
     )
     args = [

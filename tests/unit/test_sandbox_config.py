@@ -76,7 +76,15 @@ def test_kwokctl_config_pins_local_binaries_and_the_patches(tmp_path: Path) -> N
     bins = {b: tmp_path / b for b in (*BINARIES, "prometheus")}
     cfg = SandboxConfig(root=tmp_path)
     doc = yaml.safe_load(
-        kwokctl_config(cfg, bins, PORTS, tmp_path / "audit.yaml", tmp_path / "ms", tmp_path / "ca")
+        kwokctl_config(
+            cfg,
+            bins,
+            PORTS,
+            tmp_path / "audit.yaml",
+            tmp_path / "ms",
+            tmp_path / "ca",
+            tmp_path / "tsdb",
+        )
     )
     opts = doc["options"]
     assert opts["runtime"] == "binary"
@@ -91,6 +99,11 @@ def test_kwokctl_config_pins_local_binaries_and_the_patches(tmp_path: Path) -> N
     kcm = args["kube-controller-manager"]
     assert kcm["horizontal-pod-autoscaler-downscale-stabilization"]["value"] == "15s"
     assert kcm["horizontal-pod-autoscaler-sync-period"]["value"] == "5s"
+    # a TSDB of the sandbox's own, never Debian's shared /var/lib/prometheus
+    assert args["prometheus"]["storage.tsdb.path"]["value"] == str(tmp_path / "tsdb")
+    assert args["kwok-controller"]["disregard-status-with-label-selector"]["value"] == (
+        "kubedrill.io/process=true"
+    )
 
 
 def test_audit_policy_logs_metadata_for_everything() -> None:
