@@ -6,6 +6,7 @@ missing tool PreconditionUnmet and a component that fails ComponentFailed (both 
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 
@@ -46,6 +47,7 @@ def _env_lines(state: State) -> list[str]:
         f"# Prometheus:  {state.prometheus_url}",
         f"# audit log:   {p.audit_log}",
         f"# logs:        {p.cluster / 'logs'} and {p.addon_dir / 'logs'}",
+        f"# services:    {p.dir / 'services.json'} (each Service's local URL)",
     ]
 
 
@@ -66,7 +68,17 @@ def _describe(state: State, health: Health) -> list[str]:
     lines.append(f"  API server:  {state.api_url}")
     lines.append(f"  Prometheus:  {state.prometheus_url}")
     lines.append(f"  audit log:   {state.paths.audit_log}")
+    for key, url in sorted(_services(state).items()):
+        lines.append(f"  service {key}: {url}")
     return lines
+
+
+def _services(state: State) -> dict[str, str]:
+    try:
+        doc = json.loads((state.paths.dir / "services.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
 
 
 @click.group("sandbox")
