@@ -56,11 +56,15 @@ class PrometheusClient:
             from requests import RequestException
 
             conn = self._connect()
+            end = max(end, start + step)
             raw = conn.custom_query_range(  # type: ignore[attr-defined]
                 query,
                 start_time=datetime.fromtimestamp(start, UTC),
-                end_time=datetime.fromtimestamp(max(end, start + step), UTC),
+                end_time=datetime.fromtimestamp(end, UTC),
                 step=f"{step:g}",
+                # prometheus-api-client rounds start/end to whole seconds, which moves a
+                # short phase by up to 0.5 s; its params override them with exact values
+                params={"start": f"{start:.3f}", "end": f"{end:.3f}"},
             )
         except (PrometheusApiClientException, RequestException, OSError, ValueError) as e:
             raise PrometheusUnavailable(
