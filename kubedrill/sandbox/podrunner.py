@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,9 @@ class Runner:
                 self.tick()
             except ApiError as e:
                 print(f"pod-runner: {e}", file=sys.stderr, flush=True)
+            except Exception:  # noqa: BLE001 - a kubelet outlives a bad tick; logged, retried
+                traceback.print_exc(file=sys.stderr)
+                sys.stderr.flush()
             self.stopping.wait(max(0.05, _POLL_S - (time.monotonic() - t0)))
         self.shutdown()
 

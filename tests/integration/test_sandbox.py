@@ -55,6 +55,7 @@ def test_up_is_idempotent_and_every_component_is_ready(
         "kwok-controller",
         "metrics-server",
         "prometheus",
+        "pod-runner",
         "prometheus-adapter",
         "keda-operator",
         "keda-adapter",
