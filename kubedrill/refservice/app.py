@@ -184,7 +184,6 @@ async def _infer(svc: Service, request: web.Request, t0: float) -> web.Response:
         try:
             result = await svc.backend.infer(inputs)
         except QueueFull:
-            rt.booking_refused()
             return _error(503, "queue full", max_queue=svc.cfg.max_queue)
         except BadInput as e:
             return _error(400, str(e))

@@ -88,6 +88,7 @@ class EmulatedBackend:
         clock = self._rt.clock
         duration = self.service_time_s()
         r = self._slots.reserve(clock(), duration, self._rt.paused_interval)
+        self._rt.meter_work(r.start, r.end, duration)  # booked: a refused one raised
         await asyncio.sleep(max(0.0, r.end - clock()))
         late = max(0.0, clock() - r.end)  # how late the event loop woke up
         stalled = r.stalled_s + await self._rt.wait_out_stall()  # e.g. a stall set meanwhile

@@ -72,26 +72,14 @@ class WorkMeter:
         self.capacity = capacity
         self._since = start
         self._bookings: list[tuple[float, float, float]] = []
-        self._pending: tuple[float, float, float] | None = None
 
     def book(self, start: float, end: float, work_s: float) -> None:
-        """Record a booking; it is final once the next one is booked or the meter is read."""
-        self._commit()
+        """Record a slot held from start to end doing work_s of the device's work."""
         if end > start and work_s > 0.0:
-            self._pending = (start, end, work_s)
-
-    def discard_pending(self) -> None:
-        """Forget the booking just made (its request was refused: queue full)."""
-        self._pending = None
-
-    def _commit(self) -> None:
-        if self._pending is not None:
-            self._bookings.append(self._pending)
-            self._pending = None
+            self._bookings.append((start, end, work_s))
 
     def take(self, now: float) -> float:
         """The busy fraction since the last take (or the start); restarts the window."""
-        self._commit()
         t0, t1 = self._since, now
         if t1 <= t0:
             return 0.0
@@ -151,22 +139,15 @@ class Runtime:
         return self.faults.stall_remaining(self.uptime())
 
     def paused_interval(self, t: float, duration: float) -> tuple[float, float]:
-        """Start and end (monotonic) of ``duration`` of work ready at ``t``, given stalls.
-
-        The emulated slots book every request through here, so the interval is also
-        metered as this service's own work: ``duration`` was stretched by the busy
-        fraction read now, and the work is the unstretched part (see :class:`WorkMeter`).
-        """
+        """Start and end (monotonic) of ``duration`` of work ready at ``t``, given stalls."""
         start, end = self.faults.paused_interval(t - self.epoch, duration)
-        start, end = start + self.epoch, end + self.epoch
+        return start + self.epoch, end + self.epoch
+
+    def meter_work(self, start: float, end: float, duration: float) -> None:
+        """A slot booked from start to end for ``duration``, a service time stretched by
+        the busy fraction read now: its work is the unstretched part (:class:`WorkMeter`)."""
         if self.meter is not None:
             self.meter.book(start, end, duration / stretch_factor(self.busy))
-        return start, end
-
-    def booking_refused(self) -> None:
-        """The booking just made was refused (queue full): it does no work."""
-        if self.meter is not None:
-            self.meter.discard_pending()
 
     async def wait_out_stall(self) -> float:
         """Wait while a stall is in progress; return the seconds waited."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kubedrill.refservice.backends import EmulatedBackend, QueueFull
+from kubedrill.refservice.config import ServiceConfig
 from kubedrill.refservice.faults import Faults
 from kubedrill.refservice.ledger import (
     device_entries,
@@ -187,11 +190,9 @@ def test_work_meter_counts_work_per_slot_over_the_window() -> None:
     assert m.take(4.0) == 0.0  # an empty window
 
 
-def test_work_meter_counts_unstretched_work_and_forgets_refused_bookings() -> None:
+def test_work_meter_counts_unstretched_work() -> None:
     m = WorkMeter(capacity=1, start=0.0)
     m.book(0.0, 1.0, 0.5)  # held a second, stretched 2x: half the device's time is ours
-    m.book(1.0, 5.0, 4.0)
-    m.discard_pending()  # refused: queue full
     assert m.take(1.0) == pytest.approx(0.5)
     assert m.take(5.0) == 0.0
     with pytest.raises(ValueError):
@@ -229,6 +230,7 @@ def test_runtime_publishes_reads_and_removes_its_own_entries(tmp_path: Path) -> 
     # One request served with the device half taken: stretched 2x, half of it is work.
     start, end = rt.paused_interval(clocks.mono, 0.2)
     assert (start, end) == (100.0, pytest.approx(100.2))
+    rt.meter_work(start, end, 0.2)
     clocks.advance(0.2)
     rt.poll_once()
     assert rt.own_busy == pytest.approx(0.1 / (2 * 0.2))
@@ -238,9 +240,27 @@ def test_runtime_publishes_reads_and_removes_its_own_entries(tmp_path: Path) -> 
     assert doc["expires"] == pytest.approx(clocks.wall + 1.0)
     assert doc["fb_used_mib"] == 1024
     assert rt.busy == pytest.approx(0.5)  # our own entry does not slow us
-    rt.booking_refused()  # nothing pending: harmless
     rt.remove_own()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0"]
+
+
+def test_a_request_refused_for_a_full_queue_is_not_metered(tmp_path: Path) -> None:
+    clocks = Clocks()
+    rt = make_runtime(tmp_path, clocks, ["0"])
+    cfg = ServiceConfig(slots=1, max_queue=0, service_time_s=0.5)
+    backend = EmulatedBackend(cfg, rt, lambda _n: None)
+
+    async def two() -> None:
+        first = asyncio.ensure_future(backend.infer(None))
+        await asyncio.sleep(0)  # the first books the only slot
+        with pytest.raises(QueueFull):
+            await backend.infer(None)  # would have to wait: refused
+        first.cancel()
+
+    asyncio.run(two())
+    clocks.advance(1.0)
+    rt.poll_once()
+    assert rt.own_busy == pytest.approx(0.5 / (2 * 1.0))  # the first request's work only
 
 
 def test_runtime_writes_nothing_in_single_file_mode(tmp_path: Path) -> None:
@@ -256,7 +276,7 @@ def test_runtime_writes_nothing_in_single_file_mode(tmp_path: Path) -> None:
         clock=lambda: clocks.mono,
         wall_clock=lambda: clocks.wall,
     )
-    rt.paused_interval(clocks.mono, 0.1)
+    rt.meter_work(*rt.paused_interval(clocks.mono, 0.1), 0.1)
     clocks.advance(0.1)
     rt.poll_once()
     assert rt.own_busy == pytest.approx(0.8)  # metered (work: 1 - 0.2), not written
