@@ -36,6 +36,10 @@ FIELD_MANAGER = "kubedrill"
 class ApiFailed(KubedrillError):
     """The API server refused a request (status and a truncated body in the message)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class WatchGone(Exception):
     """The watch's resourceVersion is too old (HTTP 410): list again."""
@@ -107,7 +111,9 @@ class KubeAdapter:
         if resp.status >= 400:
             text = raw.data.decode("utf-8", "replace")
             raw.release_conn()
-            raise ApiFailed(f"{verb} {path}: HTTP {resp.status}: {truncate(text, 200)}")
+            raise ApiFailed(
+                f"{verb} {path}: HTTP {resp.status}: {truncate(text, 200)}", resp.status
+            )
         return raw
 
     def _object_path(self, kind: str, namespace: str | None, name: str) -> str:
@@ -120,7 +126,7 @@ class KubeAdapter:
         try:
             resp = self._get(self._object_path(kind, namespace, name), [])
         except ApiFailed as e:
-            if "HTTP 404" in str(e):
+            if e.status == 404:
                 return None
             raise
         try:
@@ -136,7 +142,7 @@ class KubeAdapter:
                 "DELETE", self._object_path(kind, namespace, name), [], body, "application/json"
             )
         except ApiFailed as e:
-            if "HTTP 404" in str(e):
+            if e.status == 404:
                 return False
             raise
         resp.release_conn()

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from kubedrill.sandbox.config import NodePool, SandboxConfig
+from kubedrill.sandbox.podspec import PROCESS_LABEL
 
 __all__ = [
     "GPU_RESOURCE",
@@ -28,7 +29,6 @@ __all__ = [
 GPU_RESOURCE = "nvidia.com/gpu"
 SANDBOX_LABEL = "kubedrill.io/sandbox"
 POOL_LABEL = "kubedrill.io/node-pool"
-PROCESS_LABEL = "kubedrill.io/process"  # same as kubedrill.sandbox.podspec.PROCESS_LABEL
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ class PodProcess:
     ready: bool = False
     ready_since_wall: float = field(default_factory=time.time)
     sent_ready: bool | None = None  # readiness last written to the pod's status
+    usage_sent: dict[str, str] | None = None  # usage annotations last written
     last_exit: tuple[int, float, float] | None = None  # (code, started, finished)
     finished: bool = False  # Never/OnFailure and done: no more restarts
     backoff_until: float = 0.0
@@ -122,8 +123,9 @@ class PodProcess:
         }
         env = dict(self.base_env)
         env.update(added)
-        for name, value in s.env:  # later entries may refer to earlier ones, as in k8s
-            env[name] = expand(value, {**added, **{k: env[k] for k, _ in s.env if k in env}})
+        scope = dict(added)  # $(VAR) sees the runner's variables and earlier entries, as in k8s
+        for name, value in s.env:
+            scope[name] = env[name] = expand(value, scope)
         env[POD_MARKER_ENV] = self.marker
         return env
 

@@ -70,6 +70,7 @@ class Runner:
         self.failed_specs: set[str] = set()  # uids already reported as unrunnable
         cfg = state.config
         self.gpu_nodes = {f"gpu-{i}": cfg.gpus_per_node for i in range(cfg.gpu_nodes)}
+        self.nodes = set(self.gpu_nodes) | {f"cpu-{i}" for i in range(cfg.cpu_nodes)}
         self.taken: dict[str, dict[str, str]] = {n: {} for n in self.gpu_nodes}  # dev -> pod
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
         self.proxy = ServiceProxy()
@@ -131,7 +132,7 @@ class Runner:
         if meta.get("deletionTimestamp"):
             self._delete(key, pod, pp)
             return
-        if pp is not None or not node or node not in self._nodes():
+        if pp is not None or not node or node not in self.nodes:
             return
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
@@ -144,10 +145,6 @@ class Runner:
                 self.events.pod(pod, "Failed", str(e), warning=True)
             return
         self._start_new(key, ps, pod)
-
-    def _nodes(self) -> set[str]:
-        cfg = self.state.config
-        return set(self.gpu_nodes) | {f"cpu-{i}" for i in range(cfg.cpu_nodes)}
 
     def _start_new(self, key: str, ps: ProcessSpec, pod: dict[str, Any]) -> None:
         devices = self._allocate(ps)
@@ -286,8 +283,11 @@ class Runner:
                 "kwok.x-k8s.io/usage-cpu": f"{max(1, round(cores * 1000))}m",
                 "kwok.x-k8s.io/usage-memory": f"{max(1, rss // (1024 * 1024))}Mi",
             }
+            if note == pp.usage_sent:  # an idle pod: no write, no watch event for anyone
+                continue
             with contextlib.suppress(ApiError):
                 self.api.patch(pp.spec.key.path, {"metadata": {"annotations": note}})
+                pp.usage_sent = note
 
     def _write_pod_targets(self) -> None:
         targets = [

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from kubedrill.sandbox.binaries import keda_crd_dir, metrics_server_manifests
 from kubedrill.sandbox.config import SandboxPaths
 from kubedrill.sandbox.manifests import audit_policy, kwokctl_config
 from kubedrill.sandbox.procs import ComponentFailed, alive, read_pid, spawn
-from kubedrill.sandbox.state import State, http_ok
+from kubedrill.sandbox.state import State
 
 __all__ = [
     "apiservices_available",
@@ -258,9 +259,8 @@ def configure_prometheus(state: State) -> None:
 
 
 def _config_has(url: str, needle: str) -> bool:
-    import urllib.request
-
-    if not http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            return needle in resp.read().decode(errors="replace")
+    except OSError:
         return False
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-        return needle in resp.read().decode(errors="replace")

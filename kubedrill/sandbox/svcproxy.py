@@ -14,13 +14,14 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 __all__ = ["ServiceProxy"]
 
 _CHUNK = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,7 +30,6 @@ class _Listener:
     port: int
     backends: tuple[int, ...] = ()
     rr: itertools.count[int] = field(default_factory=itertools.count)
-    connections: int = 0
 
 
 class ServiceProxy:
@@ -44,16 +44,13 @@ class ServiceProxy:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
 
-    def _call(self, coro: object) -> object:
-        fut: Future[object] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-        return fut.result(timeout=10)
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
     def sync(self, wanted: Mapping[str, Sequence[int]]) -> dict[str, int]:
         """Listen for every service in wanted (key -> ready backend ports), stop the others.
         Returns key -> local port."""
-        result = self._call(self._sync(dict(wanted)))
-        assert isinstance(result, dict)
-        return result
+        return self._call(self._sync(dict(wanted)))
 
     async def _sync(self, wanted: dict[str, Sequence[int]]) -> dict[str, int]:
         for key in list(self._listeners):
@@ -67,25 +64,22 @@ class ServiceProxy:
         return {k: v.port for k, v in self._listeners.items()}
 
     async def _listen(self, key: str) -> _Listener:
-        holder: dict[str, _Listener] = {}
-
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._handle(holder["l"], reader, writer)
+            await self._handle(key, reader, writer)
 
         server = await asyncio.start_server(handle, self.host, 0)
-        port = int(server.sockets[0].getsockname()[1])
-        lst = _Listener(server, port)
-        holder["l"] = lst
+        lst = _Listener(server, int(server.sockets[0].getsockname()[1]))
         self._listeners[key] = lst
         return lst
 
     async def _handle(
-        self, lst: _Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, key: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        backends = lst.backends
+        lst = self._listeners.get(key)
+        backends = lst.backends if lst is not None else ()
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         # try each ready backend once, starting at the round-robin position
-        start = next(lst.rr)
+        start = next(lst.rr) if lst is not None else 0
         for i in range(len(backends)):
             port = backends[(start + i) % len(backends)]
             try:
@@ -98,12 +92,10 @@ class ServiceProxy:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
-        lst.connections += 1
         up_reader, up_writer = upstream
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
-            lst.connections -= 1
             for w in (writer, up_writer):
                 w.close()
 

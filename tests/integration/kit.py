@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from kubernetes import client
 
@@ -212,9 +215,6 @@ class Load:
         max_s: float = 180,
         max_requests: int = 2_000_000,
     ) -> None:
-        import threading
-        from urllib.parse import urlsplit
-
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", int(parts.port or 80)
         self.keep_alive = keep_alive
@@ -236,8 +236,6 @@ class Load:
             return True
 
     def _loop(self) -> None:
-        import http.client
-
         conn: http.client.HTTPConnection | None = None
         while not self.stop_event.is_set() and time.monotonic() < self.deadline and self._take():
             try:
