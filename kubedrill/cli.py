@@ -14,12 +14,12 @@ from typing import Any
 import click
 
 from kubedrill import __version__
-from kubedrill.errors import ConfigError, KubedrillError
+from kubedrill.core.errors import ConfigError, KubedrillError
+from kubedrill.core.settings import load_settings
+from kubedrill.core.types import Verdict
 from kubedrill.load.cli import load as load_command
-from kubedrill.run import new_run_id
+from kubedrill.run import Gate, gate_for, new_run_id
 from kubedrill.sandbox.cli import sandbox as sandbox_command
-from kubedrill.settings import load_settings
-from kubedrill.types import Verdict
 
 __all__ = ["EXIT", "exit_code_for", "main"]
 
@@ -27,12 +27,9 @@ EXIT = {"pass": 0, "fail": 1, "usage": 2, "inconclusive": 3}
 DEMO_NAMESPACE = "kubedrill-demo"
 
 
-def exit_code_for(verdict: Verdict, inconclusive: str = "fail") -> int:
-    if verdict is Verdict.PASS:
-        return EXIT["pass"]
-    if verdict is Verdict.INCONCLUSIVE:
-        return EXIT["inconclusive"] if inconclusive == "fail" else EXIT["pass"]
-    return EXIT["fail"]
+def exit_code_for(verdict: Verdict, gate: Gate | None = None) -> int:
+    """The exit code of a run's verdict under the gate policy (``kubedrill.run.policy``)."""
+    return EXIT[(gate or Gate()).outcome(verdict)]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,16 +96,16 @@ def run(
         "-m",
         "pytest",
         f"--drill-run-id={run_id}",
-        f"--report-dir={settings.report.dir}",
+        f"--drill-report-dir={settings.report.dir}",
     ]
     if config:
         args.append(f"--drill-config={config}")
     if suite:
-        args.append(f"--suite={suite}")
+        args.append(f"--drill-suite={suite}")
     if dry_run:
-        args.append("--dry-run")
+        args.append("--drill-dry-run")
     if time_scale is not None:
-        args.append(f"--time-scale={time_scale}")
+        args.append(f"--drill-time-scale={time_scale}")
     args += list(pytest_args)
     if not any(Path(a.split("::")[0]).exists() for a in pytest_args if not a.startswith("-")):
         args.append("scenarios")
@@ -121,9 +118,11 @@ def run(
         raise SystemExit(EXIT["inconclusive"])
     doc = json.loads(doc_path.read_text("utf-8"))
     verdict = Verdict(doc["verdict"])
-    code = exit_code_for(verdict, "warn" if settings.run.dry_run else settings.run.inconclusive)
+    code = exit_code_for(verdict, gate_for(settings))
     if rc == 1 and code == EXIT["pass"]:
         code = EXIT["fail"]  # a plain test failed beside the scenarios
+    for sc in doc.get("skipped", []):
+        click.echo(f"kubedrill: skipped {sc['id']}: {sc['reason']}", err=True)
     click.echo(f"kubedrill: {verdict.value} — {doc_path}")
     raise SystemExit(code)
 
@@ -142,15 +141,15 @@ def _sandbox_args(pytest_args: tuple[str, ...]) -> tuple[str, ...]:
         err=True,
     )
     # --flag=value: a bare path argument would move pytest's rootdir (and its cache)
-    extra = [f"--kubeconfig={state.paths.kubeconfig}"]
+    extra = [f"--drill-kubeconfig={state.paths.kubeconfig}"]
 
     def given(flag: str) -> bool:
         return any(a == flag or a.startswith(f"{flag}=") for a in pytest_args)
 
-    if not given("--namespace"):
-        extra += [f"--namespace={DEMO_NAMESPACE}"]
-    if not given("--prometheus-url"):
-        extra += [f"--prometheus-url={state.prometheus_url}"]
+    if not given("--drill-namespace"):
+        extra += [f"--drill-namespace={DEMO_NAMESPACE}"]
+    if not given("--drill-prometheus-url"):
+        extra += [f"--drill-prometheus-url={state.prometheus_url}"]
     return (*extra, *pytest_args)
 
 

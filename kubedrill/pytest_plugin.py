@@ -1,8 +1,10 @@
 """pytest plugin (entry point ``pytest11``): options, markers, fixtures, verdicts, reports.
 
-A scenario is a test that uses the ``drill`` fixture. Its checks are evaluated when the
-test body returns; FAIL/ERROR (and INCONCLUSIVE, unless the policy is ``warn``) fail the
-test, and every check becomes its own testcase in ``reports/<run>/junit.xml``.
+A scenario is a test that uses the ``drill`` fixture. Its checks are evaluated after its
+fixtures have torn down (so a rollback or a load run stopped in teardown is evidence);
+FAIL/ERROR (and INCONCLUSIVE, unless the policy is ``warn``) fail the test, a failed
+teardown makes the scenario ERROR, and every check becomes its own testcase in
+``reports/<run>/junit.xml``. The gate policy is :mod:`kubedrill.run.policy`'s.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from kubedrill.drill import Drill
-from kubedrill.errors import ConfigError, PreconditionUnmet
-from kubedrill.kube import KubeAdapter
+from kubedrill.adapters.kube import KubeAdapter
+from kubedrill.checks import CheckResult
+from kubedrill.core.errors import ConfigError, PreconditionUnmet
+from kubedrill.core.settings import Settings, load_settings
+from kubedrill.core.types import Verdict
 from kubedrill.observe import ClusterWatcher
 from kubedrill.report import write_reports
-from kubedrill.run import RunRecord, ScenarioResult, new_run_id
-from kubedrill.settings import Settings, load_settings
-from kubedrill.types import Verdict
+from kubedrill.run import Drill, RunRecord, ScenarioResult, gate_for, new_run_id
+from kubedrill.timeline import TimelineCorrupt
 
 __all__ = ["MARKERS"]
 
@@ -55,37 +58,44 @@ _OPTION_KEYS = {
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("kubedrill", "kubedrill scenarios")
+    g = parser.getgroup("kubedrill", "kubedrill scenarios (every option is --drill-*)")
     g.addoption(
         "--drill-config",
         dest="drill_config",
         metavar="FILE",
-        help="drill.yaml settings file (default: $KUBEDRILL_CONFIG)",
+        help="drill.yaml settings file (default: $KUBEDRILL_CONFIG, else ./drill.yaml)",
     )
-    g.addoption("--kubeconfig", dest="drill_kubeconfig", metavar="FILE", help="kubeconfig file")
-    g.addoption("--context", dest="drill_context", metavar="NAME", help="kubeconfig context")
-    g.addoption("--namespace", dest="drill_namespace", metavar="NS", help="namespace of the target")
+    g.addoption("--drill-kubeconfig", dest="drill_kubeconfig", metavar="FILE", help="kubeconfig")
+    g.addoption("--drill-context", dest="drill_context", metavar="NAME", help="kubeconfig context")
     g.addoption(
-        "--target-url", dest="drill_target_url", metavar="URL", help="URL of the service under test"
+        "--drill-namespace", dest="drill_namespace", metavar="NS", help="namespace of the target"
     )
     g.addoption(
-        "--prometheus-url", dest="drill_prometheus_url", metavar="URL", help="Prometheus base URL"
+        "--drill-target-url", dest="drill_target_url", metavar="URL", help="URL of the target"
     )
-    g.addoption("--report-dir", dest="drill_report_dir", metavar="DIR", help="where run reports go")
     g.addoption(
-        "--suite",
+        "--drill-prometheus-url",
+        dest="drill_prometheus_url",
+        metavar="URL",
+        help="Prometheus base URL",
+    )
+    g.addoption(
+        "--drill-report-dir", dest="drill_report_dir", metavar="DIR", help="where reports go"
+    )
+    g.addoption(
+        "--drill-suite",
         dest="drill_suite",
         choices=["ci", "gameday", "capacity", "all"],
         help="run only scenarios with this marker",
     )
     g.addoption(
-        "--time-scale",
+        "--drill-time-scale",
         dest="drill_time_scale",
         metavar="X",
         help="multiply scenario durations (0.1 for a quick pass)",
     )
     g.addoption(
-        "--dry-run",
+        "--drill-dry-run",
         dest="drill_dry_run",
         action="store_const",
         const=True,
@@ -167,7 +177,8 @@ def timeline(drill: Drill) -> Any:
 @pytest.fixture
 def cluster_watch(drill: Drill) -> Iterator[ClusterWatcher]:
     """Watches the target namespace and the nodes onto the scenario's timeline while the
-    scenario runs; skips with a how-to-fix when no cluster is configured."""
+    scenario runs; skips with a how-to-fix when no cluster is configured, and fails naming
+    the verb and resource when the first LIST is refused (RBAC)."""
     settings = drill.settings
     try:
         _require_cluster(settings)
@@ -176,79 +187,41 @@ def cluster_watch(drill: Drill) -> Iterator[ClusterWatcher]:
         pytest.skip(str(e))
     watcher = ClusterWatcher(adapter, drill.timeline, settings.target.namespace)
     with watcher:
-        if not watcher.synced.wait(settings.cluster.request_timeout_s * 3):
-            pytest.fail(
-                f"cluster watch did not sync within {settings.cluster.request_timeout_s * 3:g}s"
-            )
+        try:
+            watcher.wait_synced(settings.cluster.request_timeout_s * 3)
+        except PreconditionUnmet as e:
+            pytest.fail(f"cluster watch: {e}", pytrace=False)
         yield watcher
 
 
-def _message(results: list[Any], policy_fails_inconclusive: bool) -> str | None:
-    bad = [
-        r
-        for r in results
-        if r.verdict in (Verdict.FAIL, Verdict.ERROR)
-        or (r.verdict is Verdict.INCONCLUSIVE and policy_fails_inconclusive)
-    ]
-    if not bad:
+# ------------------------------------------------------------------ verdicts
+# A scenario's checks are judged after its fixtures have torn down (a LoadRun stopped, a
+# fault rolled back, a watch closed: all of it is evidence), so the plugin runs the
+# scenario's protocol itself (as pytest-rerunfailures does): setup, call and teardown are
+# run without logging, the checks are evaluated at the end of teardown, and only then are
+# the reports logged, with a call that passed turned into a failure carrying the reasons
+# when the verdict fails the gate. A failed teardown makes the scenario ERROR.
+
+_PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()
+_GATE_MESSAGE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if "drill" not in getattr(item, "fixturenames", ()):
         return None
-    return "\n".join(f"{r.verdict.value}: {r.name} — {r.reason}" for r in bad)
+    from _pytest.runner import runtestprotocol  # the protocol itself; used by plugins so
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    try:
-        result = yield
-    except pytest.skip.Exception as e:
-        _finish(item, "skipped", str(e.msg))
-        raise
-    except BaseException as e:
-        _finish(item, "errored", f"{type(e).__name__}: {e}"[:2000])
-        raise
-    d = item.stash.get(_DRILL, None)
-    if d is None:
-        return result
-    record = item.config.stash[_RECORD]
-    results = d.evaluate()
-    fails_inconclusive = record.settings.run.inconclusive == "fail" and not d.dry_run
-    msg = _message(results, fails_inconclusive)
-    if not results:
-        msg = (
-            None
-            if d.dry_run or not fails_inconclusive
-            else "INCONCLUSIVE: the scenario registered no checks"
-        )
-    for r in results:
-        item.user_properties.append((f"check:{r.name}", f"{r.verdict.value}: {r.reason}"))
-    _finish(item, "ran", msg or "")
-    if msg:
-        pytest.fail(msg, pytrace=False)
-    return result
-
-
-def _markers(item: pytest.Item) -> list[str]:
-    return sorted({m.name for m in item.iter_markers() if m.name in MARKERS})
-
-
-def _finish(item: pytest.Item, status: str, message: str) -> None:
-    d = item.stash.get(_DRILL, None)
-    if d is None:
-        return
-    record = item.config.stash[_RECORD]
-    results = d.evaluate() if status != "skipped" else []
-    record.scenarios.append(
-        ScenarioResult(
-            id=item.nodeid,
-            name=item.name,
-            markers=_markers(item),
-            started=item.stash.get(_STARTED, time.time()),
-            ended=time.time(),
-            status=status,  # type: ignore[arg-type]
-            checks=results,
-            message=message,
-            timeline=d.timeline,
-        )
-    )
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    reports = runtestprotocol(item, nextitem=nextitem, log=False)
+    message = item.stash.get(_GATE_MESSAGE, "")
+    for report in reports:
+        if message and report.when == "call" and report.passed:
+            report.outcome = "failed"
+            report.longrepr = message
+        item.ihook.pytest_runtest_logreport(report=report)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
 
 
 @pytest.hookimpl(wrapper=True)
@@ -256,23 +229,93 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.when == "setup" and report.skipped and "drill" in getattr(item, "fixturenames", ()):
-        record = item.config.stash[_RECORD]
-        longrepr = report.longrepr
-        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-        now = time.time()
-        record.scenarios.append(
-            ScenarioResult(
-                id=item.nodeid,
-                name=item.name,
-                markers=_markers(item),
-                started=now,
-                ended=now,
-                status="skipped",
-                message=reason.removeprefix("Skipped: "),
-            )
-        )
+    item.stash.setdefault(_PHASES, {})[report.when] = report
     return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _failure_text(report: pytest.TestReport) -> str:
+    text = getattr(report, "longreprtext", "") or str(report.longrepr)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    tail = next((ln for ln in reversed(lines) if ln.startswith("E ")), lines[-1] if lines else "")
+    return tail.removeprefix("E").strip()[:2000]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    teardown_error: BaseException | None = None
+    try:
+        yield
+    except BaseException as e:  # noqa: BLE001 - re-raised below, after the verdicts
+        teardown_error = e
+    if "drill" in getattr(item, "fixturenames", ()):
+        message = _conclude(item, teardown_error)
+        if message:
+            item.stash[_GATE_MESSAGE] = message
+    if teardown_error is not None:
+        raise teardown_error
+
+
+def _conclude(item: pytest.Item, teardown_error: BaseException | None) -> str | None:
+    """Evaluate the scenario's checks, record its result; the message if it fails the gate."""
+    record = item.config.stash[_RECORD]
+    phases = item.stash.get(_PHASES, {})
+    setup, call = phases.get("setup"), phases.get("call")
+    d = item.stash.get(_DRILL, None)
+    status: str = "ran"
+    message = ""
+    if setup is not None and setup.skipped:
+        status, message = "skipped", _skip_reason(setup)
+    elif call is not None and call.skipped:
+        status, message = "skipped", _skip_reason(call)
+    elif setup is not None and setup.failed:
+        status, message = "errored", f"setup failed: {_failure_text(setup)}"
+    elif call is not None and call.failed:
+        status, message = "errored", _failure_text(call)
+    if teardown_error is not None:
+        why = f"teardown failed: {type(teardown_error).__name__}: {teardown_error}"[:2000]
+        status, message = "errored", (f"{message}; {why}" if message else why)
+    results: list[CheckResult] = []
+    if d is not None and status != "skipped":
+        try:
+            results = d.evaluate()
+        except TimelineCorrupt as e:
+            status, message = "errored", f"the run's evidence is damaged: {e}"
+    for r in results:
+        item.user_properties.append((f"check:{r.name}", f"{r.verdict.value}: {r.reason}"))
+    started = item.stash.get(_STARTED, None)
+    now = time.time()
+    record.scenarios.append(
+        ScenarioResult(
+            id=item.nodeid,
+            name=item.name,
+            markers=_markers(item),
+            started=now if started is None else started,
+            ended=now,
+            status=status,  # type: ignore[arg-type]
+            checks=results,
+            message=message,
+            timeline=None if d is None or status == "skipped" else d.timeline,
+        )
+    )
+    if status != "ran" or (call is not None and call.failed):
+        return None  # pytest already reports the skip or the error
+    gate = gate_for(record.settings)
+    if not results:
+        if gate.fails(Verdict.INCONCLUSIVE) and d is not None and not d.dry_run:
+            return "INCONCLUSIVE: the scenario registered no checks"
+        return None
+    bad = [r for r in results if gate.fails(r.verdict)]
+    return "\n".join(f"{r.verdict.value}: {r.name} — {r.reason}" for r in bad) or None
+
+
+def _markers(item: pytest.Item) -> list[str]:
+    return sorted({m.name for m in item.iter_markers() if m.name in MARKERS})
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -320,5 +363,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     tr.section("kubedrill")
     counts = ", ".join(f"{n} {k}" for k, n in record.counts().items() if n)
     tr.write_line(f"verdict: {record.verdict.value} ({counts or 'no checks'})")
+    for sc in record.skipped():
+        counted = (
+            "counts as INCONCLUSIVE"
+            if record.settings.run.skipped == "inconclusive"
+            else ("allowed by run.skipped")
+        )
+        tr.write_line(f"skipped ({counted}): {sc.id} — {sc.message}")
     for fmt, path in written.items():
         tr.write_line(f"{fmt:>8}: {path}")

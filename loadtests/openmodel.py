@@ -146,6 +146,11 @@ class OpenModelUser(FastHttpUser):
             if g.kd_intended is not None:  # it failed before any request was recorded
                 rec = plugin.state(self.environment).recorder
                 if rec is not None:
-                    rec.record(endpoint, time.monotonic() - due, "exception")
+                    rec.record(endpoint, time.monotonic() - due, "exception", intended=due)
+                    g.kd_intended = None
         finally:
+            if g.kd_intended is not None:  # send() made no request at all
+                rec = plugin.state(self.environment).recorder
+                if rec is not None:
+                    rec.settle(endpoint, due)
             g.kd_intended = None

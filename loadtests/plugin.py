@@ -259,7 +259,7 @@ def _record(
         latency = now - intended
     else:
         latency = response_time / 1000.0
-    rec.record(name, latency, classify_error(exception, response), now)
+    rec.record(name, latency, classify_error(exception, response), now, intended=intended)
     if rec.total_requests >= st.opts.max_requests:
         st.quit(f"--kd-max-requests {st.opts.max_requests} reached")
 

@@ -2,15 +2,19 @@
 
 One :class:`Recorder` per Locust worker process keeps, per window and endpoint, an
 HdrHistogram of latencies (microseconds; lowest 1, highest one hour, 3 significant
-digits, the conventions of ``kubedrill.latency``), the count of completed requests,
+digits, the conventions of ``kubedrill.core.latency``), the count of completed requests,
 errors by kind, and the open model's intended and dropped sends. Finished windows come
 out as plain dicts with exactly the fields of ``kubedrill.timeline.LoadWindow``.
 
-A request is counted in the window in which it *completed*; its latency is what the
-caller measured (from the intended send time in the open model). Failed requests are
-recorded too, so the histogram's total equals ``count``. Intended and dropped sends are
-counted in the window of their intended time (or the oldest window still open, if the
-scheduler fell that far behind), so no count is ever lost.
+In the open model a request is counted in the window of its *intended send time*, so a
+stall is charged to the windows in which the stalled requests were due, not to the ones
+in which they finally completed; a window is finished only when every request intended in
+it has completed (or the run ends). In the closed model, a request counts in the window
+in which it completed. Latency is what the caller measured (from the intended send time in
+the open model). Failed requests are recorded too, so the histogram's total equals
+``count``. Intended and dropped sends are counted in the window of their intended time (or
+the oldest window still open, if the scheduler fell that far behind), so no count is ever
+lost.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class _Acc:
     count: int = 0
     intended: int = 0
     dropped: int = 0
+    inflight: int = 0  # sent, intended in this window, not yet recorded
     errors: dict[str, int] = field(default_factory=dict)
     hist: HdrHistogram | None = None
 
@@ -100,27 +105,44 @@ class Recorder:
         self._horizon = max(self._horizon, window_index(self.started, self.width))
         self._last = None
 
-    def _acc(self, t: float, endpoint: str) -> _Acc:
-        key = (max(window_index(t, self.width), self._horizon), endpoint)
-        acc = self._open.get(key)
+    def _slot(self, t: float, endpoint: str) -> tuple[int, _Acc]:
+        """The open window for ``t``: its own if still open (a window held open by requests
+        in flight), else the oldest window that may still be opened."""
+        idx = window_index(t, self.width)
+        acc = self._open.get((idx, endpoint))
+        if acc is not None:
+            return idx, acc
+        idx = max(idx, self._horizon)
+        acc = self._open.get((idx, endpoint))
         if acc is None:
-            acc = self._open[key] = _Acc()
-        return acc
+            acc = self._open[(idx, endpoint)] = _Acc()
+        return idx, acc
+
+    def _acc(self, t: float, endpoint: str) -> _Acc:
+        return self._slot(t, endpoint)[1]
 
     def record(
-        self, endpoint: str, latency_s: float, error: str | None = None, t: float | None = None
+        self,
+        endpoint: str,
+        latency_s: float,
+        error: str | None = None,
+        t: float | None = None,
+        intended: float | None = None,
     ) -> None:
-        """A request completed at ``t`` (default now) after ``latency_s`` seconds."""
-        now = self.clock() if t is None else t
+        """A request completed at ``t`` (default now) after ``latency_s`` seconds; with
+        ``intended`` (the open model's send time, announced by :meth:`intended`) it counts
+        in that time's window."""
+        now = (self.clock() if t is None else t) if intended is None else intended
         last = self._last  # fast path: the same endpoint and window as the last request
         if last is not None and last[0] == endpoint and last[1] <= now < last[2]:
             acc = last[3]
         else:
-            acc = self._acc(now, endpoint)
-            idx = max(window_index(now, self.width), self._horizon)
+            idx, acc = self._slot(now, endpoint)
             start, end = window_bounds(idx, self.width)
             self._last = (endpoint, start, end, acc)
         acc.count += 1
+        if intended is not None and acc.inflight > 0:
+            acc.inflight -= 1
         self.total_requests += 1
         if error is not None:
             acc.errors[error] = acc.errors.get(error, 0) + 1
@@ -130,7 +152,16 @@ class Recorder:
         acc.hist.record_value(us)
 
     def intended(self, endpoint: str, t: float, n: int = 1) -> None:
-        self._acc(t, endpoint).intended += n
+        """``n`` sends due at ``t`` went out; their window stays open until they complete."""
+        acc = self._acc(t, endpoint)
+        acc.intended += n
+        acc.inflight += n
+
+    def settle(self, endpoint: str, intended: float) -> None:
+        """A send due at ``intended`` ended without recording a request (``send()`` made
+        none): its window no longer waits for it."""
+        acc = self._acc(intended, endpoint)
+        acc.inflight = max(0, acc.inflight - 1)
 
     def dropped(self, endpoint: str, t: float, n: int = 1) -> None:
         acc = self._acc(t, endpoint)
@@ -143,7 +174,7 @@ class Recorder:
         limit = window_index(now, self.width)  # windows before this one are finished
         out: list[dict[str, Any]] = []
         for (idx, endpoint), acc in sorted(self._open.items()):
-            if idx >= limit and not final:
+            if (idx >= limit or acc.inflight > 0) and not final:
                 continue
             start, end = window_bounds(idx, self.width)
             out.append(

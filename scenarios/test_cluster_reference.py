@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from kubedrill.drill import Drill
 from kubedrill.load import LoadRun, LoadSpec
+from kubedrill.run.drill import Drill
 
 LOW, HIGH = 150.0, 330.0  # requests/s: ~40 % then ~80 % of two replicas' capacity
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from kubedrill.drill import Drill
+from kubedrill.adapters.localprom import LocalPrometheus
 from kubedrill.load import LoadRun, LoadSpec
-from kubedrill.localprom import LocalPrometheus
 from kubedrill.refservice.testing import RunningService
+from kubedrill.run.drill import Drill
 
 RATE = 40.0  # requests/s: a tenth of one replica's capacity
 

@@ -10,8 +10,8 @@ from kubedrill.checks.promql import PromQLCheck
 from kubedrill.checks.recovery import RecoveryCheck
 from kubedrill.checks.scaling import ReplicasCheck, ScaleWithinCheck
 from kubedrill.checks.slo import AvailabilityCheck, ErrorRateCheck, LatencyCheck, ThroughputCheck
-from kubedrill.errors import ThresholdSyntaxError
-from kubedrill.thresholds import parse_threshold
+from kubedrill.core.errors import ThresholdSyntaxError
+from kubedrill.core.thresholds import parse_threshold
 
 __all__ = [
     "AvailabilityCheck",

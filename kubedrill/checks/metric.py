@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
-from statistics import fmean
+from statistics import fmean, median
 from typing import Literal
 
-from kubedrill.checks.base import Check, Evidence
-from kubedrill.thresholds import Threshold
+from kubedrill.checks.base import Check, Coverage, Evidence
+from kubedrill.core.thresholds import Threshold
+from kubedrill.core.types import Window
 from kubedrill.timeline import MetricSample, Timeline
-from kubedrill.types import Window
 
 __all__ = ["MetricCheck"]
 
@@ -44,12 +45,35 @@ class MetricCheck(Check):
         self.agg = agg
 
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        xs = [
-            o.data.value
+        obs = [
+            o
             for o in timeline.select(MetricSample, window)
             if o.data.name == self.metric
             and all(o.data.labels.get(k) == v for k, v in self.labels.items())
         ]
+        xs = [o.data.value for o in obs]
+        coverage = _sample_coverage([o.t for o in obs], window)
         if not xs:
-            return Evidence(None, f"no samples of {self.metric}{self.labels or ''} in the window")
-        return Evidence(float(AGGREGATES[self.agg](xs)), f"{self.agg} of {len(xs)} samples")
+            return Evidence(
+                None, f"no samples of {self.metric}{self.labels or ''} in the window", coverage
+            )
+        return Evidence(
+            float(AGGREGATES[self.agg](xs)), f"{self.agg} of {len(xs)} samples", coverage
+        )
+
+    def partial_violation_fails(self) -> bool:
+        return (self.agg == "max" and self.threshold.op in ("<", "<=")) or (
+            self.agg == "min" and self.threshold.op in (">", ">=")
+        )
+
+
+def _sample_coverage(ts: list[float], window: Window) -> Coverage:
+    """Each sample vouches for one sampling interval (the median spacing) around it; a
+    break longer than two intervals is a gap. One sample alone covers nothing."""
+    stamps = sorted(set(ts))
+    if len(stamps) < 2:
+        return Coverage(0.0, window.duration, "samples")
+    diffs = [b - a for a, b in itertools.pairwise(stamps)]
+    step = median(diffs)
+    covered = step + sum(min(d, step) if d > 2 * step else d for d in diffs)
+    return Coverage(min(covered, window.duration), window.duration, "samples")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from kubedrill.checks.base import Check, Evidence
+from kubedrill.adapters.prom import (
+    PrometheusClient,
+    PrometheusQueryRejected,
+    PrometheusUnavailable,
+)
+from kubedrill.checks.base import Check, Coverage, Evidence
 from kubedrill.checks.metric import AGGREGATES as _AGG
-from kubedrill.prom import PrometheusClient, PrometheusUnavailable
-from kubedrill.thresholds import Threshold
+from kubedrill.core.thresholds import Threshold
+from kubedrill.core.types import Verdict, Window
 from kubedrill.timeline import MetricSample, Timeline
-from kubedrill.types import Window
 
 __all__ = ["PromQLCheck"]
 
@@ -52,11 +56,19 @@ class PromQLCheck(Check):
         start, end = timeline.to_wall(window.start), timeline.to_wall(window.end)
         try:
             series = self.client.range_query(self.query, start, end, self.step_s)
+        except PrometheusQueryRejected as e:
+            # the claim itself is broken (a PromQL typo): an ERROR, which no policy lets by
+            return Evidence(None, str(e), verdict=Verdict.ERROR)
         except PrometheusUnavailable as e:
             return Evidence(None, str(e))
         points = [(t, v, s.labels) for s in series for t, v in s.points if v == v]  # drop NaN
+        step = self.step_s or self.client.step_s
+        stamps = {round(t, 3) for t, _, _ in points}
+        coverage = Coverage(min(len(stamps) * step, window.duration), window.duration, "samples")
         if not points:
-            return Evidence(None, f"query {self.query!r} returned no series over the window")
+            return Evidence(
+                None, f"query {self.query!r} returned no series over the window", coverage
+            )
         for t, v, labels in points:
             mono = window.start + (t - start)
             timeline.record(
@@ -68,5 +80,12 @@ class PromQLCheck(Check):
         values = [v for _, v, _ in sorted(points, key=lambda p: p[0])]
         return Evidence(
             float(_AGG[self.agg](values)),
-            f"{self.agg} of {len(values)} points in {len(series)} series",
+            f"{self.agg} of {len(values)} points in {len(series)} series, step {step:g}s",
+            coverage,
+        )
+
+    def partial_violation_fails(self) -> bool:
+        # a maximum seen above a ceiling (or a minimum below a floor) is already a violation
+        return (self.agg == "max" and self.threshold.op in ("<", "<=")) or (
+            self.agg == "min" and self.threshold.op in (">", ">=")
         )

@@ -1,22 +1,30 @@
 """Time to recover: from the start of the phase (the fault's end) until an SLO holds again
-for ``hold_s`` seconds without a break."""
+in every load slot of ``hold_s`` seconds without a break."""
 
 from __future__ import annotations
 
-from kubedrill.checks.base import Check, Evidence
-from kubedrill.thresholds import Threshold
+from collections import defaultdict
+
+from kubedrill.checks.base import DEFAULT_COVERAGE_FLOOR, Check, Evidence
+from kubedrill.checks.evidence import load_evidence
+from kubedrill.core.thresholds import Threshold
+from kubedrill.core.types import Verdict, Window
 from kubedrill.timeline import LoadWindow, Timeline
-from kubedrill.types import Window
 
 __all__ = ["RecoveryCheck"]
+
+_GAP_S = 0.05  # slots further apart than this are not contiguous
 
 
 class RecoveryCheck(Check):
     """``recover_within: 30s`` with ``slo="p95_ms <= 200"`` and ``hold_s=10``.
 
-    Candidate recovery moments are the starts of load windows in the phase; the SLO is
-    judged over each ``[t, t + hold_s)`` with the SLO's own check (merged histograms).
-    The value is ``t - phase start`` for the first ``t`` that holds.
+    The phase's load windows are grouped into slots (windows of every worker that start
+    together). A candidate recovery moment is a slot's start; it holds when the slots from
+    there cover ``hold_s`` contiguously and the SLO (its own check, merged histograms)
+    holds in *every* one of them. The value is the first such start minus the phase start.
+    Holds must fit in the phase. No recovery in a phase that lasted at least the deadline
+    plus the hold is a FAIL; in a shorter one the claim could not fail: INCONCLUSIVE.
     """
 
     kind = "recovery"
@@ -36,43 +44,83 @@ class RecoveryCheck(Check):
             )
         if hold_s <= 0:
             raise ValueError(f"hold_s must be positive, got {hold_s!r}")
+        if threshold.op != "<=":
+            raise ValueError("recover_within is a deadline: write 'recover_within: 30s'")
         super().__init__(threshold, phase, name or f"{threshold} ({slo.threshold} for {hold_s:g}s)")
         self.slo = slo
         self.hold_s = hold_s
 
+    def _slots(self, timeline: Timeline, window: Window) -> list[Window]:
+        endpoint = getattr(self.slo, "endpoint", None)
+        spans: dict[float, list[LoadWindow]] = defaultdict(list)
+        for o in timeline.select(LoadWindow):
+            w = o.data
+            inside = window.start - 1e-9 <= w.start and w.end <= window.end + 1e-9
+            if inside and (endpoint is None or w.endpoint == endpoint):
+                spans[round(w.start, 3)].append(w)
+        return [
+            Window(min(w.start for w in ws), max(w.end for w in ws))
+            for _, ws in sorted(spans.items())
+        ]
+
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        starts = sorted(
-            {
-                o.data.start
-                for o in timeline.select(LoadWindow)
-                if o.data.start >= window.start - 1e-9
-            }
-        )
-        if not starts:
-            return Evidence(None, "no load windows after the phase started")
-        last_end = max(o.data.end for o in timeline.select(LoadWindow))
-        undecided = 0
-        for t in starts:
-            if t + self.hold_s > last_end + 1e-9:
-                break  # not enough evidence after t to judge a full hold
-            ev = self.slo.measure(timeline, Window(t, t + self.hold_s))
-            if ev.value is None:
-                undecided += 1
-                continue
-            if self.slo.threshold.holds(ev.value):
+        deadline = self.threshold.value
+        load = load_evidence(timeline, window, getattr(self.slo, "endpoint", None))
+        slots = self._slots(timeline, window)
+        if not slots:
+            return Evidence(None, "no load windows in the phase", load.coverage, load.doubts)
+        verdicts: list[bool | None] = []
+        for slot in slots:
+            ev = self.slo.measure(timeline, slot)
+            verdicts.append(None if ev.value is None else self.slo.threshold.holds(ev.value))
+        undecided = sum(v is None for v in verdicts)
+        for i, first in enumerate(slots):
+            if first.start - window.start > deadline + 1e-9:
+                break
+            end, j, ok = first.start, i, True
+            while end < first.start + self.hold_s - 1e-6:
+                if j >= len(slots) or slots[j].start - end > _GAP_S or verdicts[j] is not True:
+                    ok = False
+                    break
+                end = slots[j].end
+                j += 1
+            if ok:
+                took = max(0.0, first.start - window.start)
                 return Evidence(
-                    max(0.0, t - window.start),
-                    f"{self.slo.threshold} held from then for {self.hold_s:g}s",
+                    took,
+                    f"{self.slo.threshold} held in each of {j - i} slot(s) from then for "
+                    f"{self.hold_s:g}s",
+                    load.coverage,
+                    load.doubts,
                 )
-        observed = last_end - window.start
-        if observed >= self.threshold.value + self.hold_s:
-            return Evidence(
-                observed, f"{self.slo.threshold} never held for {self.hold_s:g}s in {observed:.1f}s"
-            )
-        why = (
-            f"observed {observed:.1f}s after the fault, "
-            f"less than {self.threshold.value:g}s + {self.hold_s:g}s hold"
-        )
+        observed = window.duration
+        bad = sum(v is False for v in verdicts)
+        figures = f"{bad} of {len(slots)} slots violated {self.slo.threshold}"
         if undecided:
-            why += f"; {undecided} candidate window(s) lacked data"
-        return Evidence(None, why)
+            figures += f", {undecided} lacked data"
+        if observed + 1e-6 < deadline + self.hold_s:
+            return Evidence(
+                None,
+                f"no recovery seen in the {observed:.1f} s phase ({figures}); the phase is "
+                f"shorter than {deadline:g} s + {self.hold_s:g} s hold, so this claim could "
+                "not fail here: make the phase outlast the deadline and the hold",
+                load.coverage,
+                load.doubts,
+                verdict=Verdict.INCONCLUSIVE,
+            )
+        if load.doubts or load.coverage.ratio < DEFAULT_COVERAGE_FLOOR:
+            return Evidence(
+                None,
+                f"{self.slo.threshold} did not hold for {self.hold_s:g}s within {deadline:g} s "
+                f"({figures}), on incomplete load evidence",
+                load.coverage,
+                load.doubts,
+                verdict=Verdict.INCONCLUSIVE,
+            )
+        return Evidence(
+            None,
+            f"{self.slo.threshold} never held in every slot for {self.hold_s:g}s starting "
+            f"within {deadline:g} s of the phase start ({figures})",
+            load.coverage,
+            verdict=Verdict.FAIL,
+        )

@@ -1,19 +1,24 @@
 """SLO checks over load windows: latency percentiles, error rate, availability, throughput.
 
 Windows from every worker are merged exactly (HDR histograms added, counts summed).
-A window belongs to a phase when its midpoint lies in the phase.
+A window belongs to a phase when its midpoint lies in the phase; requests are in the
+window of their intended send time, so a stall is charged where the stall was.
+
+Every check states its load coverage; a load run that failed, was stopped or timed out
+over the window, or sends the open model dropped, are doubts in the reason. Dropped sends
+count as failures in the error rate and availability by default (``count_dropped``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
-from kubedrill import latency
 from kubedrill.checks.base import Check, Evidence
-from kubedrill.thresholds import Threshold
-from kubedrill.timeline import LoadWindow, Timeline
-from kubedrill.types import Window
+from kubedrill.checks.evidence import LoadEvidence, load_evidence
+from kubedrill.core import latency
+from kubedrill.core.thresholds import Threshold
+from kubedrill.core.types import Window
+from kubedrill.timeline import Timeline
 
 __all__ = ["AvailabilityCheck", "ErrorRateCheck", "LatencyCheck", "ThroughputCheck"]
 
@@ -31,43 +36,17 @@ _PERCENTILE = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Load:
-    windows: list[LoadWindow]
-    count: int
-    errors: int
-    intended: int
-    dropped: int
+def _what(endpoint: str | None) -> str:
+    return f"endpoint {endpoint!r}" if endpoint else "any endpoint"
 
 
-def _load_in(timeline: Timeline, window: Window, endpoint: str | None) -> _Load:
-    ws = [
-        o.data
-        for o in timeline.select(LoadWindow)
-        if window.contains((o.data.start + o.data.end) / 2)
-        and (endpoint is None or o.data.endpoint == endpoint)
-    ]
-    return _Load(
-        windows=ws,
-        count=sum(w.count for w in ws),
-        errors=sum(w.error_count for w in ws),
-        intended=sum(w.intended for w in ws),
-        dropped=sum(w.dropped for w in ws),
-    )
-
-
-def _missing(load: _Load, endpoint: str | None) -> str | None:
-    what = f"endpoint {endpoint!r}" if endpoint else "any endpoint"
-    if not load.windows:
-        return f"no load windows for {what} in this window"
-    if load.count == 0:
-        return f"load windows for {what} hold no completed requests"
+def _dropped_doubt(load: LoadEvidence) -> list[str]:
     if load.intended and load.dropped / load.intended > MAX_DROPPED_RATIO:
-        return (
+        return [
             f"the load generator dropped {load.dropped} of {load.intended} intended sends "
             f"(> {MAX_DROPPED_RATIO:.0%}); latency would be understated"
-        )
-    return None
+        ]
+    return []
 
 
 class _LoadCheck(Check):
@@ -77,44 +56,82 @@ class _LoadCheck(Check):
         phase: str | None = None,
         name: str | None = None,
         endpoint: str | None = None,
+        count_dropped: bool = True,
     ) -> None:
         super().__init__(threshold, phase, name)
         self.endpoint = endpoint
+        self.count_dropped = count_dropped
+
+    def _load(self, timeline: Timeline, window: Window) -> tuple[LoadEvidence, Evidence | None]:
+        """The load evidence, and an Evidence to return at once when there is none."""
+        load = load_evidence(timeline, window, self.endpoint)
+        if not load.windows:
+            return load, Evidence(
+                None,
+                f"no load windows for {_what(self.endpoint)} in this window",
+                load.coverage,
+                load.doubts,
+            )
+        if load.count == 0 and not (self.count_dropped and load.dropped):
+            return load, Evidence(
+                None,
+                f"load windows for {_what(self.endpoint)} hold no completed requests",
+                load.coverage,
+                load.doubts,
+            )
+        return load, None
 
 
 class LatencyCheck(_LoadCheck):
     kind = "latency"
 
+    def partial_violation_fails(self) -> bool:
+        # a maximum seen over part of the window is a lower bound of the whole window's
+        return self.threshold.metric == "max_ms" and self.threshold.op in ("<", "<=")
+
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        load = _load_in(timeline, window, self.endpoint)
-        missing = _missing(load, self.endpoint)
-        if missing:
-            return Evidence(None, missing)
+        load, missing = self._load(timeline, window)
+        if missing is not None:
+            return missing
+        if load.count == 0:
+            return Evidence(None, "no completed requests", load.coverage, load.doubts)
         hist = latency.merge(w.histogram for w in load.windows)
         value = latency.percentile_ms(hist, _PERCENTILE[self.threshold.metric])
         workers = len({w.worker for w in load.windows})
-        return Evidence(value, f"{hist.get_total_count()} requests, {workers} worker(s)")
+        return Evidence(
+            value,
+            f"{hist.get_total_count()} requests, {workers} worker(s)",
+            load.coverage,
+            (*load.doubts, *_dropped_doubt(load)),
+        )
 
 
 class ErrorRateCheck(_LoadCheck):
     kind = "error_rate"
 
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        load = _load_in(timeline, window, self.endpoint)
-        if not load.windows or load.count == 0:
-            return Evidence(None, _missing(load, self.endpoint) or "")
+        load, missing = self._load(timeline, window)
+        if missing is not None:
+            return missing
         kinds: dict[str, int] = defaultdict(int)
         for w in load.windows:
             for k, n in w.errors.items():
                 kinds[k] += n
+        dropped = load.dropped if self.count_dropped else 0
+        if dropped:
+            kinds["dropped_send"] += dropped
+        failed, total = load.errors + dropped, load.count + dropped
         top = ", ".join(f"{k}x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
-        detail = f"{load.errors} of {load.count} requests failed" + (f": {top}" if top else "")
-        return Evidence(load.errors / load.count, detail)
+        detail = f"{failed} of {total} requests failed" + (f": {top}" if top else "")
+        if dropped:
+            detail += f" (including {dropped} sends the generator dropped)"
+        return Evidence(failed / total, detail, load.coverage, load.doubts)
 
 
 class AvailabilityCheck(_LoadCheck):
     """Share of time slots in which the service answered: a slot is up when requests
-    completed and no more than ``slot_error_budget`` of them failed."""
+    completed and no more than ``slot_error_budget`` of them (dropped sends included)
+    failed. Slots of the window with no load at all lower the coverage."""
 
     kind = "availability"
 
@@ -124,38 +141,47 @@ class AvailabilityCheck(_LoadCheck):
         phase: str | None = None,
         name: str | None = None,
         endpoint: str | None = None,
+        count_dropped: bool = True,
         slot_error_budget: float = 0.05,
     ) -> None:
-        super().__init__(threshold, phase, name, endpoint)
+        super().__init__(threshold, phase, name, endpoint, count_dropped)
         self.slot_error_budget = slot_error_budget
 
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        load = _load_in(timeline, window, self.endpoint)
-        if not load.windows:
-            return Evidence(None, _missing(load, self.endpoint) or "")
-        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0])  # count, errors
+        load, missing = self._load(timeline, window)
+        if missing is not None:
+            return missing
+        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0])  # count, failed
         for w in load.windows:
             s = slots[round(w.start, 1)]
-            s[0] += w.count
-            s[1] += w.error_count
+            dropped = w.dropped if self.count_dropped else 0
+            s[0] += w.count + dropped
+            s[1] += w.error_count + dropped
         up = sum(
             1
-            for count, errors in slots.values()
-            if count > 0 and errors / count <= self.slot_error_budget
+            for count, failed in slots.values()
+            if count > 0 and failed / count <= self.slot_error_budget
         )
-        return Evidence(up / len(slots), f"{up} of {len(slots)} slots up")
+        return Evidence(
+            up / len(slots), f"{up} of {len(slots)} slots up", load.coverage, load.doubts
+        )
 
 
 class ThroughputCheck(_LoadCheck):
     kind = "throughput"
 
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
-        load = _load_in(timeline, window, self.endpoint)
-        if not load.windows:
-            return Evidence(None, _missing(load, self.endpoint) or "")
+        load, missing = self._load(timeline, window)
+        if missing is not None:
+            return missing
         start = min(w.start for w in load.windows)
         end = max(w.end for w in load.windows)
         if end <= start:
-            return Evidence(None, "load windows have no duration")
+            return Evidence(None, "load windows have no duration", load.coverage, load.doubts)
         ok = load.count - load.errors
-        return Evidence(ok / (end - start), f"{ok} successful requests in {end - start:.1f}s")
+        return Evidence(
+            ok / (end - start),
+            f"{ok} successful requests in {end - start:.1f}s",
+            load.coverage,
+            load.doubts,
+        )

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from kubedrill.durations import parse_duration
-from kubedrill.errors import ActionFailed, ConfigError
+from kubedrill.core.durations import parse_duration
+from kubedrill.core.errors import ActionFailed, ConfigError
 from kubedrill.load.runner import LoadResult, run_load
 from kubedrill.load.spec import LoadSpec
 from kubedrill.load.summary import summarize

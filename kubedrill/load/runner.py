@@ -32,10 +32,10 @@ from types import TracebackType
 from typing import Any, Literal
 from uuid import uuid4
 
-from kubedrill.errors import ActionFailed
+from kubedrill.core.errors import ActionFailed
 from kubedrill.load.spec import LoadSpec
 from kubedrill.load.summary import LoadSummary, per_window, summarize
-from kubedrill.timeline import LoadWindow, Timeline
+from kubedrill.timeline import LoadOutcome, LoadWindow, Timeline
 
 __all__ = ["LoadResult", "LoadRun", "Outcome", "run_load"]
 
@@ -200,13 +200,38 @@ class LoadRun:
         atexit.unregister(self._terminate)
         rc = proc.returncode
         reason = self._reason or ("completed" if rc == 0 else "failed")
+        windows = self.windows()
+        intended = sum(w.intended for w in windows)
+        dropped = sum(w.dropped for w in windows)
+        ended = time.monotonic()
+        detail = ""
+        if reason != "completed":
+            detail = _last_line(self.log_path) if reason == "failed" else f"{reason} by kubedrill"
+            if rc is not None and rc < 0:
+                detail = f"killed by signal {-rc}" + (f"; {detail}" if detail else "")
+        self.timeline.record(
+            LoadOutcome(
+                run=self.source,
+                outcome=reason,
+                started=self.started,
+                ended=ended,
+                intended=intended,
+                sent=intended - dropped,
+                completed=sum(w.count for w in windows),
+                dropped=dropped,
+                returncode=rc,
+                detail=detail,
+            ),
+            source=self.source,
+            t=ended,
+        )
         self._result = LoadResult(
             spec=self.spec,
             outcome=reason,
             returncode=rc,
             started=self.started,
-            ended=time.monotonic(),
-            windows=tuple(self.windows()),
+            ended=ended,
+            windows=tuple(windows),
             log_path=self.log_path,
             spool_path=self.spool_path,
             log_tail=_tail(self.log_path),
@@ -251,6 +276,11 @@ def run_load(
 def _killpg(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _last_line(path: Path) -> str:
+    lines = [ln.strip() for ln in _tail(path).splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def _tail(path: Path) -> str:

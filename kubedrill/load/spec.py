@@ -1,7 +1,7 @@
 """What load to run, validated once at the edge; and the Locust command line for it.
 
 A :class:`LoadSpec` names its problems by the ``kubedrill load`` flag (a
-:class:`~kubedrill.errors.ConfigError`, exit 2), so the CLI and scenarios share one check.
+:class:`~kubedrill.core.errors.ConfigError`, exit 2), so the CLI and scenarios share one check.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import loadtests
-from kubedrill.errors import ConfigError
+from kubedrill.core.errors import ConfigError
 from loadtests.shapes import RateShape, ShapeError, make_shape
 
 __all__ = ["LOADTESTS_DIR", "REFERENCE_LOCUSTFILE", "LoadSpec"]

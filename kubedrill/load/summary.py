@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubedrill import latency
+from kubedrill.core import latency
+from kubedrill.core.types import Window
 from kubedrill.timeline import LoadWindow, Timeline
-from kubedrill.types import Window
 
 __all__ = ["WHOLE_RUN", "LoadSummary", "load_windows", "per_phase", "per_window", "summarize"]
 

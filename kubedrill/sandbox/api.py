@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubedrill.errors import ActionFailed, truncate
+from kubedrill.core.errors import ActionFailed, truncate
 
 __all__ = ["ApiClient", "ApiError", "Kubectl", "condition"]
 

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from kubedrill.errors import PreconditionUnmet
+from kubedrill.core.errors import PreconditionUnmet
 from kubedrill.sandbox import build
 
 __all__ = [

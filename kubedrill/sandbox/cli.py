@@ -12,7 +12,7 @@ import time
 
 import click
 
-from kubedrill.errors import ActionFailed
+from kubedrill.core.errors import ActionFailed
 from kubedrill.sandbox.config import ADDONS, SandboxConfig, SandboxPaths, default_root
 from kubedrill.sandbox.lifecycle import down, up
 from kubedrill.sandbox.state import Health, State, check_health

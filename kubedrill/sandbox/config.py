@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubedrill.errors import ConfigError
+from kubedrill.core.errors import ConfigError
 
 __all__ = [
     "ADDONS",

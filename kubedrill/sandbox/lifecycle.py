@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from kubedrill.errors import ActionFailed
+from kubedrill.core.errors import ActionFailed
 from kubedrill.sandbox.addons import (
     ADDON_APISERVICES,
     AddonPorts,

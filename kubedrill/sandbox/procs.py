@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from kubedrill.errors import ActionFailed
+from kubedrill.core.errors import ActionFailed
 
 __all__ = [
     "ComponentFailed",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
-from kubedrill.errors import PreconditionUnmet
+from kubedrill.core.errors import PreconditionUnmet
 from kubedrill.sandbox.config import SandboxConfig
 from kubedrill.sandbox.lifecycle import down, up
 from kubedrill.sandbox.state import State

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill import latency
 from kubedrill.cli import main
+from kubedrill.core import latency
 from kubedrill.load import LoadRun, LoadSpec, run_load, summarize
 from kubedrill.timeline import LoadWindow, Timeline
 

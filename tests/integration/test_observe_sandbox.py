@@ -9,16 +9,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from kubedrill.adapters.kube import KubeAdapter
 from kubedrill.checks import expect
-from kubedrill.errors import PreconditionUnmet
-from kubedrill.kube import KubeAdapter
+from kubedrill.core.errors import PreconditionUnmet
+from kubedrill.core.settings import ClusterSettings
+from kubedrill.core.types import Verdict
 from kubedrill.observe import ClusterWatcher
 from kubedrill.sandbox.config import SandboxConfig
 from kubedrill.sandbox.lifecycle import down, up
 from kubedrill.sandbox.state import State
-from kubedrill.settings import ClusterSettings
 from kubedrill.timeline import ObjectTransition, Timeline
-from kubedrill.types import Verdict
 
 NS = "observe"
 

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from kubedrill.adapters.localprom import LocalPrometheus, free_port, run_prometheus, wait_for_series
+from kubedrill.adapters.prom import PrometheusClient
 from kubedrill.checks import expect
-from kubedrill.drill import Drill
-from kubedrill.localprom import LocalPrometheus, free_port, run_prometheus, wait_for_series
-from kubedrill.prom import PrometheusClient
-from kubedrill.settings import PrometheusSettings, Settings, load_settings
+from kubedrill.core.settings import PrometheusSettings, Settings, load_settings
+from kubedrill.core.types import Verdict
+from kubedrill.run.drill import Drill
 from kubedrill.timeline import MetricSample, Timeline
-from kubedrill.types import Verdict
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from kubedrill.adapters.localprom import LocalPrometheus, run_prometheus, wait_for_series
 from kubedrill.checks import expect
-from kubedrill.drill import Drill
+from kubedrill.core.settings import Settings
+from kubedrill.core.types import Verdict
 from kubedrill.load import LoadRun, LoadSpec
-from kubedrill.localprom import LocalPrometheus, run_prometheus, wait_for_series
 from kubedrill.refservice.testing import RunningService, run_service
-from kubedrill.settings import Settings
+from kubedrill.run.drill import Drill
 from kubedrill.timeline import Timeline
-from kubedrill.types import Verdict
 
 RATE = 40.0
 

@@ -4,11 +4,19 @@ import random
 
 import pytest
 
-from kubedrill import latency
 from kubedrill.checks import expect
-from kubedrill.errors import ThresholdSyntaxError
-from kubedrill.timeline import LoadWindow, MetricSample, ObjectTransition, PhaseMark, Timeline
-from kubedrill.types import Verdict, worst
+from kubedrill.core import latency
+from kubedrill.core.errors import ThresholdSyntaxError
+from kubedrill.core.types import Verdict, worst
+from kubedrill.timeline import (
+    LoadOutcome,
+    LoadWindow,
+    MetricSample,
+    ObjectTransition,
+    PhaseMark,
+    Timeline,
+    WatchStatus,
+)
 
 
 def window(
@@ -90,18 +98,68 @@ def test_unknown_phase_is_inconclusive() -> None:
 
 def test_dropped_sends_make_latency_inconclusive() -> None:
     tl = phased(("inject", 0, 10))
-    tl.record(window(1, [5.0] * 50, intended=100, dropped=50), t=2)
+    for s in range(10):
+        tl.record(window(s, [5.0] * 50, intended=100 if s == 1 else 50, dropped=50 * (s == 1)))
     r = expect("p95_ms <= 100", phase="inject").evaluate(tl)
-    assert r.verdict is Verdict.INCONCLUSIVE and "dropped 50 of 100" in r.reason
+    assert r.verdict is Verdict.INCONCLUSIVE and "dropped 50 of 550" in r.reason
+
+
+def test_dropped_sends_count_against_error_rate_and_availability() -> None:
+    tl = phased(("inject", 0, 10))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 70, intended=100, dropped=30))
+    r = expect("error_rate < 1%", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.FAIL and r.value == pytest.approx(0.3)
+    assert "300 sends the generator dropped" in r.reason
+    a = expect("availability >= 99%", phase="inject").evaluate(tl)
+    assert a.verdict is Verdict.FAIL and a.value == 0
+    lenient = expect("error_rate < 1%", phase="inject", count_dropped=False).evaluate(tl)
+    assert lenient.verdict is Verdict.PASS
 
 
 def test_error_rate_with_budget() -> None:
     tl = phased(("inject", 0, 10))
-    tl.record(window(1, [5.0] * 100, errors=2), t=2)
+    for s in range(10):
+        tl.record(window(s, [5.0] * 10, errors=2 if s == 1 else 0))
     r = expect("error_rate < 1%", phase="inject").evaluate(tl)
     assert r.verdict is Verdict.FAIL and r.value == pytest.approx(0.02)
     assert "http_500x2" in r.reason
     assert expect("error_rate < 5%", phase="inject").evaluate(tl).verdict is Verdict.PASS
+
+
+@pytest.mark.parametrize(
+    "expr", ["p95_ms <= 100", "error_rate < 0.01", "availability >= 0.99", "rps >= 1"]
+)
+def test_load_covering_a_tenth_of_the_phase_is_inconclusive(expr: str) -> None:
+    tl = phased(("inject", 0, 30))
+    for s in range(3):
+        tl.record(window(s, [5.0] * 40))
+    r = expect(expr, phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE, r.reason
+    assert "load covered 3.0 s of 30.0 s (10%)" in r.reason
+    assert r.coverage is not None and r.to_dict()["coverage"]["ratio"] == pytest.approx(0.1)
+
+
+def test_a_load_run_that_died_is_named_in_every_load_check() -> None:
+    tl = phased(("inject", 0, 10))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 40), source="load:abc")
+    tl.record(
+        LoadOutcome("load:abc", "failed", 0, 9.5, 1200, 400, 400, 0, -9, "killed by signal 9"),
+        source="load:abc",
+    )
+    for expr in ("p95_ms <= 100", "error_rate < 0.01", "availability >= 0.99"):
+        r = expect(expr, phase="inject").evaluate(tl)
+        assert r.verdict is Verdict.INCONCLUSIVE
+        assert "load run load:abc failed (exit -9)" in r.reason
+        assert "400 of 1200 intended requests completed" in r.reason
+
+
+def test_a_violation_of_a_maximum_on_partial_load_still_fails() -> None:
+    tl = phased(("inject", 0, 30))
+    tl.record(window(0, [5.0] * 10 + [2000.0]))
+    assert expect("max_ms <= 1000", phase="inject").evaluate(tl).verdict is Verdict.FAIL
+    assert expect("p95_ms <= 1", phase="inject").evaluate(tl).verdict is Verdict.INCONCLUSIVE
 
 
 def test_availability_counts_slots() -> None:
@@ -121,6 +179,8 @@ def test_throughput() -> None:
 
 
 def _replicas(tl: Timeline, t: float, n: int) -> None:
+    if not tl.select(WatchStatus):
+        tl.record(WatchStatus("Deployment", "synced"), t=0)
     tl.record(
         ObjectTransition("Deployment", "drill", "svc", "MODIFIED", {"ready_replicas": n}), t=t
     )
@@ -136,7 +196,40 @@ def test_scale_up_within() -> None:
     late = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=4).evaluate(tl)
     assert late.verdict is Verdict.FAIL
     never = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=8).evaluate(tl)
-    assert never.verdict is Verdict.FAIL and "never reached 8; best seen 4" in never.reason
+    assert never.verdict is Verdict.FAIL and never.value is None
+    assert "never reached 8 in 300.0 s" in never.reason and "best seen 4" in never.reason
+
+
+@pytest.mark.parametrize("expr", ["scale_up_within >= 30s", "scale_up_within < 30s"])
+def test_a_deadline_only_takes_at_most(expr: str) -> None:
+    with pytest.raises(ThresholdSyntaxError, match="deadline"):
+        expect(expr, phase="inject", object_name="svc", target=4)
+
+
+def test_a_watch_gap_makes_an_unbroken_floor_inconclusive_and_a_broken_one_fail() -> None:
+    tl = phased(("inject", 100, 160))
+    _replicas(tl, 10, 3)
+    tl.record(WatchStatus("Deployment", "lost", "connection reset"), t=120)
+    tl.record(WatchStatus("Deployment", "synced"), t=140)
+    r = expect("replicas >= 2", phase="inject", object_name="svc").evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE
+    assert "down from 20.0 s" in r.reason and "to 40.0 s" in r.reason and "(20.0 s)" in r.reason
+    assert r.coverage is not None and r.coverage.ratio == pytest.approx(40 / 60)
+    _replicas(tl, 150, 1)
+    r = expect("replicas >= 2", phase="inject", object_name="svc").evaluate(tl)
+    assert r.verdict is Verdict.FAIL and r.value == 1
+
+
+def test_a_watch_gap_before_the_target_was_reached_keeps_a_pass_but_not_a_fail() -> None:
+    tl = phased(("inject", 100, 400))
+    _replicas(tl, 50, 1)
+    tl.record(WatchStatus("Deployment", "lost", "connection reset"), t=110)
+    tl.record(WatchStatus("Deployment", "synced"), t=180)
+    _replicas(tl, 190, 4)
+    ok = expect("scale_up_within: 120s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert ok.verdict is Verdict.PASS and "upper bound" in ok.reason
+    late = expect("scale_up_within: 60s", phase="inject", object_name="svc", target=4).evaluate(tl)
+    assert late.verdict is Verdict.INCONCLUSIVE and "while the watch was down" in late.reason
 
 
 def test_scale_up_reached_before_the_phase_counts_as_zero_and_after_it_does_not() -> None:
@@ -155,7 +248,7 @@ def test_scale_deadline_not_observed_is_inconclusive() -> None:
     tl = phased(("inject", 100, 130))
     _replicas(tl, 110, 2)
     r = expect("scale_up_within: 120s", phase="inject", object_name="svc", target=4).evaluate(tl)
-    assert r.verdict is Verdict.INCONCLUSIVE and "not observed" in r.reason
+    assert r.verdict is Verdict.INCONCLUSIVE and "could not fail here" in r.reason
     r = expect("scale_up_within: 120s", phase="inject", object_name="other", target=4).evaluate(tl)
     assert r.verdict is Verdict.INCONCLUSIVE and "no observations" in r.reason
 
@@ -171,8 +264,8 @@ def test_replica_floor_uses_value_before_window() -> None:
 
 def test_metric_check() -> None:
     tl = phased(("inject", 0, 10))
-    for i, v in enumerate([50.0, 99.0, 70.0]):
-        tl.record(MetricSample("DCGM_FI_DEV_GPU_UTIL", v, {"gpu": "0"}), t=i + 1)
+    for i, v in enumerate([50.0, 99.0, 70.0, 60.0, 55.0, 52.0, 51.0, 50.0, 50.0, 50.0]):
+        tl.record(MetricSample("DCGM_FI_DEV_GPU_UTIL", v, {"gpu": "0"}), t=i + 0.5)
     r = expect(
         "value >= 95", phase="inject", metric="DCGM_FI_DEV_GPU_UTIL", labels={"gpu": "0"}
     ).evaluate(tl)
@@ -183,9 +276,17 @@ def test_metric_check() -> None:
     assert r.verdict is Verdict.INCONCLUSIVE
 
 
-def test_a_check_that_raises_is_error() -> None:
+def test_metric_samples_covering_part_of_the_window_are_inconclusive() -> None:
     tl = phased(("inject", 0, 10))
-    tl.record(LoadWindow("/x", 1, 2, 5, {}, "not-a-histogram", 5, 0, "w"), t=2)
+    for i in range(3):
+        tl.record(MetricSample("util", 99.0), t=i + 0.5)
+    r = expect("value >= 95", phase="inject", metric="util").evaluate(tl)
+    assert r.verdict is Verdict.INCONCLUSIVE and "samples covered 3.0 s of 10.0 s" in r.reason
+
+
+def test_a_check_that_raises_is_error() -> None:
+    tl = phased(("inject", 0, 1))
+    tl.record(LoadWindow("/x", 0, 1, 5, {}, "not-a-histogram", 5, 0, "w"), t=1)
     r = expect("p95_ms <= 100", phase="inject").evaluate(tl)
     assert r.verdict is Verdict.ERROR and r.reason
 
@@ -227,7 +328,22 @@ def test_recover_never_is_fail_once_the_deadline_was_observed() -> None:
 def test_recover_not_yet_observed_is_inconclusive() -> None:
     tl = _recovery_timeline(bad_until=1000, end=36)
     r = expect("recover_within: 30s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
-    assert r.verdict is Verdict.INCONCLUSIVE
+    assert r.verdict is Verdict.INCONCLUSIVE and "could not fail here" in r.reason
+
+
+def test_recovery_needs_every_slot_of_the_hold_to_meet_the_slo() -> None:
+    """Merged over 5 s, one bad second among good ones passes p95; slot by slot it does not."""
+    tl = phased(("recover", 0, 40))
+    for s in range(40):
+        tl.record(window(float(s), [900.0] * 10 if s < 4 else [20.0] * 100))
+    r = expect("recover_within: 10s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert r.verdict is Verdict.PASS and r.value == pytest.approx(4)
+    tl = phased(("recover", 0, 40))
+    for s in range(40):
+        bad = s % 4 == 3  # one bad second every 4 s: merged over 5 s, p95 would pass
+        tl.record(window(float(s), [900.0] * 10 if bad else [20.0] * 100))
+    r = expect("recover_within: 10s", phase="recover", slo="p95_ms <= 200", hold_s=5).evaluate(tl)
+    assert r.verdict is Verdict.FAIL and "never held in every slot" in r.reason
 
 
 def test_recover_needs_a_phase() -> None:

@@ -54,7 +54,7 @@ SCENARIOS = {
 }
 FEED = """
 import time
-from kubedrill import latency
+from kubedrill.core import latency
 from kubedrill.timeline import LoadWindow
 
 def feed(drill, ms):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill import latency
+from kubedrill.core import latency
 from kubedrill.timeline import LoadWindow, SpoolWriter, Timeline
 from loadtests.recording import Recorder, SpoolFile, classify_error, spool_line
 from loadtests.safety import check_target, is_loopback_url
@@ -21,33 +21,50 @@ class Clock:
         return self.t
 
 
-def test_windows_hold_what_completed_in_them() -> None:
+def test_requests_count_in_the_window_of_their_intended_send_time() -> None:
     clock = Clock(100.2)
     rec = Recorder(1.0, worker="w1", clock=clock)
     rec.intended("/v1/infer", 100.3)
-    rec.record("/v1/infer", 0.012, None, t=100.4)
+    rec.record("/v1/infer", 0.012, None, t=100.312, intended=100.3)
     rec.intended("/v1/infer", 100.9)
-    rec.record("/v1/infer", 0.5, "http_503", t=101.1)  # completes in the next window
     rec.dropped("/v1/infer", 101.5)
     assert rec.take(now=100.99) == []  # nothing finished yet
     clock.t = 101.05
+    assert rec.take() == []  # window 100 waits for the send due at 100.9, still in flight
+    # it completes in the next window, 0.5 s late: charged to the window it was due in
+    rec.record("/v1/infer", 0.5, "http_503", t=101.4, intended=100.9)
     (w,) = rec.take()
     assert w["start"] == 100.2  # clipped to when recording started
     assert w["end"] == 101.0
-    assert (w["count"], w["errors"], w["intended"], w["dropped"]) == (1, {}, 2, 0)
+    assert (w["count"], w["errors"], w["intended"], w["dropped"]) == (2, {"http_503": 1}, 2, 0)
     assert w["worker"] == "w1"
     h = latency.decode(w["histogram"])
-    assert h.get_total_count() == 1 and h.get_max_value() == pytest.approx(12_000, rel=1e-3)
+    assert h.get_total_count() == 2 and h.get_max_value() == pytest.approx(500_000, rel=1e-3)
     clock.t = 101.7
     (last,) = rec.take(final=True)
     assert (last["start"], last["end"]) == (101.0, 101.7)  # the last window ends now
-    assert (last["count"], last["errors"], last["intended"], last["dropped"]) == (
-        1,
-        {"http_503": 1},
-        1,
-        1,
-    )
+    assert (last["count"], last["errors"], last["intended"], last["dropped"]) == (0, {}, 1, 1)
     assert rec.take(final=True) == []
+
+
+def test_closed_model_requests_count_where_they_completed() -> None:
+    clock = Clock(100.0)
+    rec = Recorder(1.0, worker="w1", clock=clock)
+    rec.record("/v1/infer", 0.5, None, t=101.1)
+    clock.t = 102.0
+    (w,) = rec.take()
+    assert (w["start"], w["count"]) == (101.0, 1)
+
+
+def test_a_send_that_made_no_request_releases_its_window() -> None:
+    clock = Clock(10.0)
+    rec = Recorder(1.0, clock=clock)
+    rec.intended("e", 10.5)
+    clock.t = 11.5
+    assert rec.take() == []
+    rec.settle("e", 10.5)
+    (w,) = rec.take()
+    assert (w["count"], w["intended"]) == (0, 1)
 
 
 def test_late_intended_sends_land_in_an_open_window() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kubedrill.errors import ConfigError
+from kubedrill.core.errors import ConfigError
 from kubedrill.load.spec import RECORD_PLUGIN, REFERENCE_LOCUSTFILE, LoadSpec
 
 URL = "http://127.0.0.1:8000"

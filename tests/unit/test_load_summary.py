@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubedrill import latency
+from kubedrill.core import latency
 from kubedrill.load.summary import WHOLE_RUN, per_phase, per_window, summarize
 from kubedrill.timeline import LoadWindow, PhaseMark, Timeline
 

@@ -5,11 +5,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from kubedrill.adapters.kube import WatchGone
 from kubedrill.checks import expect
-from kubedrill.kube import WatchGone
+from kubedrill.core.types import Verdict
 from kubedrill.observe import ClusterWatcher, extract_fields
 from kubedrill.timeline import Note, ObjectTransition, PhaseMark, Timeline
-from kubedrill.types import Verdict
 
 
 def deployment(name: str, replicas: int, ready: int, rv: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ SCENARIO = """
 import time
 
 import pytest
-from kubedrill import latency
+from kubedrill.core import latency
 from kubedrill.timeline import LoadWindow
 
 
@@ -23,7 +23,7 @@ def feed(drill, values_ms, errors=0):
     for v in values_ms:
         h.record_value(int(v * 1000))
     now = time.monotonic()
-    drill.record(LoadWindow("/v1/infer", now - 0.001, now, len(values_ms),
+    drill.record(LoadWindow("/v1/infer", now - 1.0, now, len(values_ms),
                             {"http_500": errors} if errors else {},
                             h.encode().decode("ascii"), len(values_ms), 0, "w1"))
 
@@ -57,7 +57,7 @@ def _run_dir(pytester: pytest.Pytester) -> Path:
 
 def test_checks_become_junit_testcases_and_run_json_validates(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scenarios=SCENARIO)
-    result = pytester.runpytest("--report-dir", "reports")
+    result = pytester.runpytest("--drill-report-dir", "reports")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
@@ -94,14 +94,14 @@ def test_inconclusive_policy_warn_does_not_fail(pytester: pytest.Pytester) -> No
     pytester.makepyfile(test_scenarios=SCENARIO)
     pytester.makefile(".yaml", drill="run:\n  inconclusive: warn\n")
     result = pytester.runpytest(
-        "--report-dir", "reports", "--drill-config", "drill.yaml", "-k", "nothing"
+        "--drill-report-dir", "reports", "--drill-config", "drill.yaml", "-k", "nothing"
     )
     result.assert_outcomes(passed=1, deselected=2)
 
 
 def test_suite_selects_by_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scenarios=SCENARIO)
-    result = pytester.runpytest("--report-dir", "reports", "--suite", "gameday")
+    result = pytester.runpytest("--drill-report-dir", "reports", "--drill-suite", "gameday")
     result.assert_outcomes(failed=1, deselected=2)
 
 
@@ -132,7 +132,7 @@ def test_bad_config_is_one_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_scenario_without_checks_is_inconclusive(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_a(drill):\n    pass\n")
-    result = pytester.runpytest("--report-dir", "reports")
+    result = pytester.runpytest("--drill-report-dir", "reports")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*registered no checks*"])
 
@@ -141,7 +141,7 @@ def test_crashing_scenario_is_error_and_reported(pytester: pytest.Pytester) -> N
     pytester.makepyfile(
         test_x="def test_a(drill):\n    drill.expect('p95_ms <= 1')\n    raise RuntimeError('boom')"
     )
-    result = pytester.runpytest("--report-dir", "reports")
+    result = pytester.runpytest("--drill-report-dir", "reports")
     result.assert_outcomes(failed=1)
     doc = json.loads((_run_dir(pytester) / "run.json").read_text())
     assert doc["verdict"] == "ERROR"
@@ -156,7 +156,7 @@ def test_cluster_marker_skips_with_how_to_fix(
     pytester.makepyfile(
         test_x="import pytest\n@pytest.mark.cluster\ndef test_a(drill):\n    pass\n"
     )
-    result = pytester.runpytest("--report-dir", "reports", "-rs")
+    result = pytester.runpytest("--drill-report-dir", "reports", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*kubedrill sandbox up*"])
     doc = json.loads((_run_dir(pytester) / "run.json").read_text())
@@ -172,7 +172,9 @@ def test_dry_run_and_time_scale_reach_the_drill(pytester: pytest.Pytester) -> No
             "    drill.expect('p95_ms <= 1')\n"
         )
     )
-    result = pytester.runpytest("--report-dir", "reports", "--dry-run", "--time-scale", "0.1")
+    result = pytester.runpytest(
+        "--drill-report-dir", "reports", "--drill-dry-run", "--drill-time-scale", "0.1"
+    )
     result.assert_outcomes(passed=1)
     doc = json.loads((_run_dir(pytester) / "run.json").read_text())
     assert doc["dry_run"] is True and doc["verdict"] == "INCONCLUSIVE"
@@ -180,8 +182,8 @@ def test_dry_run_and_time_scale_reach_the_drill(pytester: pytest.Pytester) -> No
 
 def test_runs_never_overwrite_each_other(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_scenarios=SCENARIO)
-    pytester.runpytest("--report-dir", "reports", "-k", "steady")
-    pytester.runpytest("--report-dir", "reports", "-k", "steady")
+    pytester.runpytest("--drill-report-dir", "reports", "-k", "steady")
+    pytester.runpytest("--drill-report-dir", "reports", "-k", "steady")
     runs = [p for p in (pytester.path / "reports").iterdir() if p.is_dir() and not p.is_symlink()]
     assert len(runs) == 2
 
@@ -194,6 +196,121 @@ def test_cluster_watch_skips_with_how_to_fix_without_a_cluster(
     pytester.makepyfile(
         test_x="def test_a(drill, cluster_watch):\n    drill.expect('p95_ms <= 1')\n"
     )
-    result = pytester.runpytest("--report-dir", "reports", "-rs")
+    result = pytester.runpytest("--drill-report-dir", "reports", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*kubedrill sandbox up*"])
+
+
+TEARDOWN = """
+import time
+
+import pytest
+from kubedrill.core import latency
+from kubedrill.timeline import LoadWindow
+
+
+def feed(drill, ms):
+    h = latency.new_histogram()
+    for _ in range(50):
+        h.record_value(int(ms * 1000))
+    now = time.monotonic()
+    drill.record(LoadWindow("/v1/infer", now - 1.0, now, 50, {}, h.encode().decode(), 50, 0, "w"))
+
+
+@pytest.fixture
+def late_evidence(drill):
+    yield
+    feed(drill, 10.0)  # recorded in teardown: judged only if checks wait for teardown
+
+
+@pytest.fixture
+def broken_rollback(drill):
+    yield
+    raise RuntimeError("rollback failed: node cpu-0 is still cordoned")
+
+
+def test_judged_after_teardown(drill, late_evidence):
+    drill.expect("p95_ms <= 100")
+
+
+def test_rollback_fails(drill, broken_rollback):
+    drill.expect("p95_ms <= 100")
+    feed(drill, 10.0)
+"""
+
+
+def test_checks_are_judged_after_teardown_and_a_failed_teardown_is_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_x=TEARDOWN)
+    result = pytester.runpytest("--drill-report-dir", "reports")
+    result.assert_outcomes(passed=2, errors=1)
+    doc = json.loads((_run_dir(pytester) / "run.json").read_text())
+    by = {s["name"]: s for s in doc["scenarios"]}
+    assert by["test_judged_after_teardown"]["verdict"] == "PASS"
+    broken = by["test_rollback_fails"]
+    assert broken["verdict"] == "ERROR" and broken["status"] == "errored"
+    assert "teardown failed: RuntimeError: rollback failed" in broken["message"]
+    assert doc["verdict"] == "ERROR"
+
+
+SKIPPED_BESIDE_PASSING = """
+import time
+
+import pytest
+from kubedrill.core import latency
+from kubedrill.timeline import LoadWindow
+
+
+def test_passes(drill):
+    drill.expect("p95_ms <= 100")
+    h = latency.new_histogram()
+    h.record_value(5000)
+    now = time.monotonic()
+    drill.record(LoadWindow("/v1/infer", now - 1.0, now, 1, {}, h.encode().decode(), 1, 0, "w"))
+
+
+@pytest.mark.cluster
+def test_needs_a_cluster(drill):
+    drill.expect("p95_ms <= 100")
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "verdict"), [("inconclusive", "INCONCLUSIVE"), ("allow", "PASS")]
+)
+def test_a_skipped_scenario_is_not_a_passed_one(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, policy: str, verdict: str
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(pytester.path / "missing"))
+    monkeypatch.setenv("HOME", str(pytester.path))
+    pytester.makepyfile(test_x=SKIPPED_BESIDE_PASSING)
+    pytester.makefile(".yaml", drill=f"run:\n  skipped: {policy}\n")
+    result = pytester.runpytest("--drill-report-dir", "reports")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*skipped*test_needs_a_cluster*no kubeconfig found*"])
+    doc = json.loads((_run_dir(pytester) / "run.json").read_text())
+    assert doc["verdict"] == verdict
+    assert [s["id"].split("::")[1] for s in doc["skipped"]] == ["test_needs_a_cluster"]
+
+
+def test_only_prefixed_options(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_x="def test_a():\n    pass\n")
+    assert pytester.runpytest("--report-dir", "x").ret == pytest.ExitCode.USAGE_ERROR
+    assert pytester.runpytest("--drill-report-dir", "x").ret == pytest.ExitCode.OK
+
+
+def test_a_repeated_phase_name_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_x=(
+            "def test_a(drill):\n"
+            "    drill.expect('p95_ms <= 1', phase='stall')\n"
+            "    with drill.phase('stall'):\n"
+            "        pass\n"
+            "    with drill.phase('stall'):\n"
+            "        pass\n"
+        )
+    )
+    result = pytester.runpytest("--drill-report-dir", "reports")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*phase 'stall' was already used*"])

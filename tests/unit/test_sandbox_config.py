@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from kubedrill.cli import main
-from kubedrill.errors import ConfigError, PreconditionUnmet
+from kubedrill.core.errors import ConfigError, PreconditionUnmet
 from kubedrill.sandbox.binaries import BINARIES, resolve_binaries
 from kubedrill.sandbox.config import SANDBOX_DIR_ENV, SandboxConfig, default_root
 from kubedrill.sandbox.manifests import (

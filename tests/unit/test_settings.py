@@ -7,8 +7,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubedrill.errors import ConfigError
-from kubedrill.settings import Settings, load_settings, read_config_file
+from kubedrill.core.errors import ConfigError
+from kubedrill.core.settings import Settings, load_settings, read_config_file
 
 MALFORMED = [
     # (file text, key named in the error, words of the expectation)
@@ -24,7 +24,10 @@ MALFORMED = [
     ("run:\n  inconclusive: maybe\n", "run.inconclusive", "one of 'fail', 'warn'"),
     ("run:\n  time_scale: -1\n", "run.time_scale", "greater than 0"),
     ("run:\n  dry_run: 'yes'\n", "run.dry_run", "true or false"),
-    ("chaos:\n  allowed_namespaces: drill\n", "chaos.allowed_namespaces", "a list"),
+    ("report:\n  formats: json\n", "report.formats", "a list"),
+    ("run:\n  coverage_floor: 1.5\n", "run.coverage_floor", "a fraction in (0, 1]"),
+    ("run:\n  skipped: ignore\n", "run.skipped", "one of 'inconclusive', 'allow'"),
+    ("chaos:\n  allowed_namespaces: [drill]\n", "chaos", "a known section"),
     ("report:\n  formats: [json, pdf]\n", "report.formats", "'json'"),
     ("prometheus:\n  step_s: -5s\n", "prometheus.step_s", "duration"),
     ("- just\n- a list\n", "", "mapping of sections"),
@@ -72,13 +75,13 @@ def test_env_values_are_parsed_and_bad_ones_name_the_variable() -> None:
         env={
             "KUBEDRILL_RUN_TIME_SCALE": "0.1",
             "KUBEDRILL_RUN_DRY_RUN": "yes",
-            "KUBEDRILL_CHAOS_ALLOWED_NAMESPACES": "a, b",
+            "KUBEDRILL_REPORT_FORMATS": "json, junit",
             "KUBEDRILL_PROMETHEUS_STEP_S": "2s",
         }
     )
     assert s.run.time_scale == 0.1
     assert s.run.dry_run is True
-    assert s.chaos.allowed_namespaces == ("a", "b")
+    assert s.report.formats == ("json", "junit")
     assert s.prometheus.step_s == 2.0
     with pytest.raises(
         ConfigError, match=r"KUBEDRILL_LOAD_WORKERS: load\.workers: expected an integer"
@@ -116,7 +119,16 @@ def test_empty_file_means_defaults(tmp_path: Path) -> None:
 def test_repository_drill_yaml_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     s = load_settings(root / "drill.yaml", env={})
-    assert s.chaos.allowed_namespaces == ("drill",)
+    assert s.run.coverage_floor == 0.9 and s.run.skipped == "inconclusive"
+
+
+def test_drill_yaml_in_the_working_directory_is_found_without_a_flag(tmp_path: Path) -> None:
+    (tmp_path / "drill.yaml").write_text("target:\n  name: from-cwd\n")
+    assert load_settings(env={}, cwd=tmp_path).target.name == "from-cwd"
+    other = tmp_path / "other.yaml"
+    other.write_text("target:\n  name: named\n")
+    assert load_settings(other, env={}, cwd=tmp_path).target.name == "named"
+    assert load_settings(env={}, cwd=tmp_path / "nowhere").target.name == "reference-inference"
 
 
 yaml_values = st.recursive(
@@ -127,7 +139,7 @@ yaml_values = st.recursive(
     max_leaves=8,
 )
 section_names = st.sampled_from(
-    ["target", "cluster", "prometheus", "load", "chaos", "report", "run", "x"]
+    ["target", "cluster", "prometheus", "load", "chaos", "report", "run", "x"]  # chaos: gone
 )
 key_names = st.sampled_from(
     [

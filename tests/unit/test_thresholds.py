@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubedrill.durations import parse_duration
-from kubedrill.errors import ThresholdSyntaxError
-from kubedrill.thresholds import KNOWN_METRICS, Threshold, parse_threshold
+from kubedrill.core.durations import parse_duration
+from kubedrill.core.errors import ThresholdSyntaxError
+from kubedrill.core.thresholds import KNOWN_METRICS, Threshold, parse_threshold
 
 
 @pytest.mark.parametrize(

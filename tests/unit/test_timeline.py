@@ -10,7 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-from kubedrill.errors import ConfigError
+from kubedrill.core.errors import ConfigError
+from kubedrill.core.types import Window
 from kubedrill.timeline import (
     ChaosMarker,
     LoadWindow,
@@ -23,7 +24,6 @@ from kubedrill.timeline import (
     SpoolWriter,
     Timeline,
 )
-from kubedrill.types import Window
 
 
 def test_record_select_by_kind_and_window() -> None:

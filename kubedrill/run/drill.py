@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from kubedrill.adapters.prom import PrometheusClient, PrometheusUnavailable
 from kubedrill.checks import Check, CheckResult, expect
-from kubedrill.prom import PrometheusClient, PrometheusUnavailable
-from kubedrill.settings import Settings
+from kubedrill.core.errors import ConfigError
+from kubedrill.core.settings import Settings
+from kubedrill.load import LoadRun, LoadSpec
 from kubedrill.timeline import Note, Payload, Timeline
 
 __all__ = ["Drill"]
@@ -74,6 +76,22 @@ class Drill:
     def note(self, text: str, level: Literal["info", "warning", "error"] = "info") -> None:
         self.timeline.record(Note(text, level), source="scenario")
 
+    def load(self, url: str, duration: float, **spec: Any) -> LoadRun:
+        """A Locust run onto this scenario's timeline, with the run's load settings
+        (``load.workers``, ``load.window_s``) as defaults and its caps (``load.max_rate``,
+        ``load.max_duration_s``) enforced: ``with drill.load(url, 30, rate=40): ...``."""
+        cfg = self.settings.load
+        spec.setdefault("workers", cfg.workers)
+        spec.setdefault("window_s", cfg.window_s)
+        rate = spec.get("rate")
+        if rate is not None and rate > cfg.max_rate:
+            raise ConfigError("load.max_rate", "rate", f"at most {cfg.max_rate:g} requests/s", rate)
+        if duration > cfg.max_duration_s:
+            raise ConfigError(
+                "load.max_duration_s", "duration", f"at most {cfg.max_duration_s:g} s", duration
+            )
+        return LoadRun(LoadSpec(url=url, duration=duration, **spec), self.timeline)
+
     # ------------------------------------------------------------ run knobs
     @property
     def dry_run(self) -> bool:
@@ -85,8 +103,10 @@ class Drill:
 
     # ------------------------------------------------------------ verdicts
     def evaluate(self) -> list[CheckResult]:
-        """Evaluate every check once; later calls return the same results."""
+        """Evaluate every check once (after the scenario's fixtures tore down); later calls
+        return the same results. Raises ``TimelineCorrupt`` if a spool is damaged."""
         if self._results is None:
             self.timeline.ingest()
-            self._results = [c.evaluate(self.timeline) for c in self._checks]
+            floor = self.settings.run.coverage_floor
+            self._results = [c.evaluate(self.timeline, floor) for c in self._checks]
         return list(self._results)

@@ -1,170 +1,37 @@
-"""One timeline, one clock: every observation of a run, appended as it happens.
+"""The timeline store: append-only, thread-safe, kept in time order as it is written.
 
 Producers in this process call :meth:`Timeline.record`; producers in child processes
 (Locust workers, the reference service) append JSON lines to a spool file with
 :class:`SpoolWriter`, and :meth:`Timeline.ingest` folds them in. ``time.monotonic()`` is
 system-wide on Linux, so timestamps from children are on the same clock.
+
+Observations are kept sorted by time on insertion (almost always an append), per payload
+class, so :meth:`Timeline.select` is a slice, never a sort: a game day of hours stays linear.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-import dataclasses
 import json
 import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, Generic
 
-from kubedrill.errors import ConfigError
-from kubedrill.types import Window
+from kubedrill.core.errors import ConfigError, KubedrillError
+from kubedrill.core.types import Window
+from kubedrill.timeline.payloads import P, Payload, PayloadTypes, PhaseMark
 
-__all__ = [
-    "BUILTIN_PAYLOADS",
-    "ChaosMarker",
-    "LoadWindow",
-    "MetricSample",
-    "Note",
-    "ObjectTransition",
-    "Observation",
-    "Payload",
-    "PayloadTypes",
-    "PhaseMark",
-    "SpoolWriter",
-    "Timeline",
-]
-
-Scalar = str | int | float | bool | None
+__all__ = ["Observation", "SpoolWriter", "Timeline", "TimelineCorrupt"]
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """Base of every observation payload; ``kind`` names it in JSON."""
-
-    kind: ClassVar[str] = "payload"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def interval(self) -> tuple[float, float] | None:
-        """The time span the payload describes, when it is more than its record time."""
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseMark(Payload):
-    """Start or end of a named phase (baseline / inject / recover / anything)."""
-
-    kind: ClassVar[str] = "phase"
-    name: str
-    edge: Literal["start", "end"]
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectTransition(Payload):
-    """A watched Kubernetes object changed (Deployment replicas, Pod phase, Node readiness…)."""
-
-    kind: ClassVar[str] = "k8s"
-    api_kind: str
-    namespace: str
-    name: str
-    event: Literal["ADDED", "MODIFIED", "DELETED"]
-    fields: Mapping[str, Scalar] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class LoadWindow(Payload):
-    """One recording window of one endpoint from one load worker.
-
-    ``histogram`` is an HdrHistogram (microseconds) in its standard compressed base64
-    encoding, so windows from many workers merge exactly. ``start``/``end`` are on the
-    monotonic clock; latency is measured from each request's intended send time.
-    """
-
-    kind: ClassVar[str] = "load.window"
-    endpoint: str
-    start: float
-    end: float
-    count: int
-    errors: Mapping[str, int]
-    histogram: str
-    intended: int = 0
-    dropped: int = 0
-    worker: str = ""
-
-    @property
-    def error_count(self) -> int:
-        return sum(self.errors.values())
-
-    def interval(self) -> tuple[float, float] | None:
-        return (self.start, self.end)
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosMarker(Payload):
-    """A chaos action's life: journaled → injected → rolled_back (or failed)."""
-
-    kind: ClassVar[str] = "chaos"
-    action: str
-    target: str
-    stage: Literal["journaled", "injected", "rolled_back", "failed", "refused"]
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSample(Payload):
-    """A sample of a metric (Prometheus, NVML, the reference service)."""
-
-    kind: ClassVar[str] = "metric"
-    name: str
-    value: float
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Note(Payload):
-    """Free-text event worth showing in a report (a warning, a skipped step)."""
-
-    kind: ClassVar[str] = "note"
-    text: str
-    level: Literal["info", "warning", "error"] = "info"
-
-
-BUILTIN_PAYLOADS: tuple[type[Payload], ...] = (
-    PhaseMark,
-    ObjectTransition,
-    LoadWindow,
-    ChaosMarker,
-    MetricSample,
-    Note,
-)
-
-P = TypeVar("P", bound=Payload)
-
-
-class PayloadTypes:
-    """Registry of payload classes by ``kind``; inject a custom one to add kinds."""
-
-    def __init__(self, types: tuple[type[Payload], ...] = BUILTIN_PAYLOADS) -> None:
-        self._by_kind: dict[str, type[Payload]] = {}
-        for t in types:
-            self.register(t)
-
-    def register(self, cls: type[P]) -> type[P]:
-        """Add ``cls``; usable as a decorator on a registry instance."""
-        if cls.kind in self._by_kind and self._by_kind[cls.kind] is not cls:
-            raise ValueError(f"observation kind {cls.kind!r} is already registered")
-        self._by_kind[cls.kind] = cls
-        return cls
-
-    def decode(self, kind: str, data: Mapping[str, Any]) -> Payload:
-        cls = self._by_kind.get(kind)
-        if cls is None:
-            raise KeyError(kind)
-        return cls(**data)
+class TimelineCorrupt(KubedrillError):
+    """A spool line could not be decoded: the run's evidence is damaged (an ERROR of the
+    run, not a usage error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,19 +51,54 @@ class Observation(Generic[P]):
         }
 
 
+class _Series:
+    """Observations of one payload class, sorted by ``t`` (with a parallel key list)."""
+
+    __slots__ = ("items", "keys")
+
+    def __init__(self) -> None:
+        self.items: list[Observation[Any]] = []
+        self.keys: list[float] = []
+
+    def add(self, obs: Observation[Any]) -> None:
+        if not self.keys or obs.t >= self.keys[-1]:
+            self.items.append(obs)
+            self.keys.append(obs.t)
+            return
+        i = bisect.bisect_right(self.keys, obs.t)
+        self.items.insert(i, obs)
+        self.keys.insert(i, obs.t)
+
+    def between(self, window: Window | None) -> list[Observation[Any]]:
+        if window is None:
+            return list(self.items)
+        lo = bisect.bisect_left(self.keys, window.start)
+        hi = bisect.bisect_left(self.keys, window.end)
+        return self.items[lo:hi]
+
+
 class Timeline:
     """Append-only, thread-safe record of a run."""
 
     def __init__(self, types: PayloadTypes | None = None) -> None:
         self._types = types or PayloadTypes()
-        self._lock = threading.Lock()
-        self._items: list[Observation[Any]] = []
+        self._lock = threading.RLock()
+        self._all = _Series()
+        self._by_type: dict[type[Payload], _Series] = {}
         self._spools: dict[Path, int] = {}
+        self._phase_names: set[str] = set()
         # Anchor between the two clocks, to place monotonic times on the wall clock.
         self.mono0 = time.monotonic()
         self.wall0 = time.time()
 
     # ---------------------------------------------------------------- append
+    def _add(self, obs: Observation[Any]) -> None:  # caller holds the lock
+        self._all.add(obs)
+        series = self._by_type.get(type(obs.data))
+        if series is None:
+            series = self._by_type[type(obs.data)] = _Series()
+        series.add(obs)
+
     def record(
         self, data: Payload, source: str = "", t: float | None = None, wall: float | None = None
     ) -> Observation[Any]:
@@ -204,7 +106,7 @@ class Timeline:
         now_w = self.to_wall(now_m) if wall is None else wall
         obs: Observation[Any] = Observation(now_m, now_w, source, data)
         with self._lock:
-            self._items.append(obs)
+            self._add(obs)
         return obs
 
     def to_wall(self, t: float) -> float:
@@ -212,7 +114,18 @@ class Timeline:
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Mark a phase around a block: ``with timeline.phase("inject"): ...``."""
+        """Mark a phase around a block: ``with timeline.phase("inject"): ...``.
+
+        A phase name is used once per timeline: a second ``stall`` would make the
+        ``stall`` window ambiguous, so it is refused (name them ``stall-1``, ``stall-2``).
+        """
+        with self._lock:
+            if name in self._phase_names:
+                raise ValueError(
+                    f"phase {name!r} was already used on this timeline; give each phase its "
+                    f"own name (e.g. {name}-1, {name}-2) so every check judges one window"
+                )
+            self._phase_names.add(name)
         self.record(PhaseMark(name, "start"), source="phase")
         try:
             yield
@@ -229,41 +142,63 @@ class Timeline:
         return path
 
     def ingest(self) -> int:
-        """Fold in complete lines appended to spools since the last call; returns how many."""
+        """Fold in complete lines appended to spools since the last call; returns how many.
+
+        One lock is held across read, decode and commit, so two threads ingesting at once
+        never fold the same lines twice. A line that does not decode raises
+        :class:`TimelineCorrupt` naming the file and byte offset; the offset is not
+        advanced past it, so the damage is reported again rather than skipped.
+        """
         added = 0
         with self._lock:
-            spools = list(self._spools.items())
-        for path, offset in spools:
-            with path.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-            end = chunk.rfind(b"\n") + 1  # a partial last line waits for the next call
-            for n, line in enumerate(chunk[:end].splitlines()):
-                if line.strip():
-                    obs = self._decode(json.loads(line), f"{path} (line after byte {offset}, #{n})")
-                    with self._lock:
-                        self._items.append(obs)
-                    added += 1
-            with self._lock:
+            for path, offset in list(self._spools.items()):
+                with path.open("rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                end = chunk.rfind(b"\n") + 1  # a partial last line waits for the next call
+                decoded: list[Observation[Any]] = []
+                pos = offset
+                for line in chunk[:end].split(b"\n")[:-1]:
+                    if line.strip():
+                        decoded.append(self._decode_line(line, path, pos))
+                    pos += len(line) + 1
+                for obs in decoded:
+                    self._add(obs)
+                added += len(decoded)
                 self._spools[path] = offset + end
         return added
+
+    def _decode_line(self, line: bytes, path: Path, pos: int) -> Observation[Any]:
+        try:
+            item = json.loads(line)
+        except ValueError as e:
+            raise TimelineCorrupt(
+                f"spool {path}: line at byte {pos} is not JSON ({e}): {line[:120]!r}"
+            ) from None
+        try:
+            return self._decode(item, f"{path} byte {pos}")
+        except ConfigError as e:
+            raise TimelineCorrupt(f"spool {path}: line at byte {pos}: {e}") from None
 
     # ----------------------------------------------------------------- query
     def observations(self) -> list[Observation[Any]]:
         with self._lock:
-            return sorted(self._items, key=lambda o: o.t)
+            return list(self._all.items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._all.items)
 
     def select(
         self, cls: type[P], window: Window | None = None, source: str | None = None
     ) -> list[Observation[P]]:
         """Observations whose payload is ``cls``, optionally within ``window``, by time."""
-        return [
-            o
-            for o in self.observations()
-            if isinstance(o.data, cls)
-            and (window is None or window.contains(o.t))
-            and (source is None or o.source == source)
-        ]
+        with self._lock:
+            parts = [s.between(window) for t, s in self._by_type.items() if issubclass(t, cls)]
+        if not parts:
+            return []
+        out = parts[0] if len(parts) == 1 else sorted((o for p in parts for o in p), key=_t)
+        return out if source is None else [o for o in out if o.source == source]
 
     def phases(self) -> dict[str, Window]:
         """Every phase that started, by name; one still open ends now."""
@@ -272,7 +207,7 @@ class Timeline:
         for o in self.select(PhaseMark):
             if o.data.edge == "start":
                 starts.setdefault(o.data.name, o.t)
-            elif o.data.name in starts:
+            elif o.data.name in starts and o.data.name not in out:
                 out[o.data.name] = Window(starts[o.data.name], o.t)
         now = time.monotonic()
         for name, start in starts.items():
@@ -314,7 +249,8 @@ class Timeline:
             raise ConfigError(
                 "timeline", "clock/observations", "a kubedrill timeline document"
             ) from e
-        tl._items = [tl._decode(item, f"observations[{i}]") for i, item in enumerate(raw)]
+        for i, item in enumerate(raw):
+            tl._add(tl._decode(item, f"observations[{i}]"))
         return tl
 
     def _decode(self, item: Any, where: str) -> Observation[Any]:
@@ -325,6 +261,10 @@ class Timeline:
             raise ConfigError(
                 "timeline", where, "an observation {t, wall, source, kind, data}"
             ) from e
+
+
+def _t(o: Observation[Any]) -> float:
+    return o.t
 
 
 class SpoolWriter:

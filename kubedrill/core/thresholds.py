@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubedrill.durations import format_duration, parse_duration
-from kubedrill.errors import ThresholdSyntaxError
+from kubedrill.core.durations import format_duration, parse_duration
+from kubedrill.core.errors import ThresholdSyntaxError
 
 __all__ = ["KNOWN_METRICS", "Threshold", "parse_threshold"]
 

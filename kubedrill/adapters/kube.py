@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubedrill.errors import KubedrillError, PreconditionUnmet, truncate
-from kubedrill.settings import ClusterSettings
+from kubedrill.core.errors import KubedrillError, PreconditionUnmet, truncate
+from kubedrill.core.settings import ClusterSettings
 
 __all__ = ["KINDS", "ApiAdapter", "ApiFailed", "KubeAdapter", "WatchGone"]
 

@@ -2,6 +2,12 @@
 
 Only the fields checks and reports use are kept (replicas, readiness, PDB budget, node
 readiness, events), and an object is recorded again only when those fields change.
+
+Continuity is recorded too: a ``WatchStatus`` ``synced`` mark when a LIST has brought a
+kind up to date (the first one, and each relist after a break), ``lost`` when its watch
+broke, ``stopped`` at the end. Checks read these marks to find spans of unknown state.
+A first LIST that fails (RBAC forbidden, a missing resource) is an error that names the
+verb and the resource: :meth:`ClusterWatcher.wait_synced` raises it.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubedrill.kube import ApiAdapter, WatchGone
-from kubedrill.timeline import Note, ObjectTransition, Scalar, Timeline
+from kubedrill.adapters.kube import KINDS, ApiAdapter, ApiFailed, WatchGone
+from kubedrill.core.errors import PreconditionUnmet, truncate
+from kubedrill.timeline import Note, ObjectTransition, Scalar, Timeline, WatchStatus
 
 __all__ = ["DEFAULT_KINDS", "ClusterWatcher", "extract_fields"]
 
@@ -102,6 +109,7 @@ class ClusterWatcher:
         self._lock = threading.Lock()
         self.synced = threading.Event()
         self._pending_sync = len(self.kinds)
+        self.first_list_error: PreconditionUnmet | None = None
 
     def start(self) -> ClusterWatcher:
         for kind in self.kinds:
@@ -116,6 +124,25 @@ class ClusterWatcher:
         self._stop.set()
         for t in self._threads:
             t.join(self.watch_timeout_s + 10)
+        for kind in self.kinds:
+            self.timeline.record(WatchStatus(kind, "stopped"), source="watch")
+
+    def wait_synced(self, timeout_s: float) -> None:
+        """Block until every kind has been listed once; raise what kept one from it."""
+        deadline = threading.Event()
+        waited = 0.0
+        while not self.synced.is_set() and waited < timeout_s:
+            if self.first_list_error is not None:
+                raise self.first_list_error
+            deadline.wait(0.1)
+            waited += 0.1
+        if self.first_list_error is not None:
+            raise self.first_list_error
+        if not self.synced.is_set():
+            raise PreconditionUnmet(
+                f"the cluster watch did not list every kind within {timeout_s:g}s",
+                "check that the API server answers (`kubectl get --raw /readyz`)",
+            )
 
     def __enter__(self) -> ClusterWatcher:
         return self.start()
@@ -137,15 +164,40 @@ class ClusterWatcher:
                 self._last[key] = fields
         self.timeline.record(ObjectTransition(kind, ns, name, event, fields), source="watch")  # type: ignore[arg-type]
 
+    def _first_list_failed(self, kind: str, e: ApiFailed) -> None:
+        plural = KINDS.get(kind, ("", kind.lower() + "s"))[1]
+        where = f"in namespace {self.namespace}" if self.namespace and kind != "Node" else ""
+        if e.status == 403:
+            what, fix = (
+                "forbidden (HTTP 403)",
+                (
+                    f"grant the identity in the kubeconfig `list` and `watch` on {plural} {where}"
+                    " (a Role/ClusterRole and binding)"
+                ),
+            )
+        else:
+            what = f"HTTP {e.status}" if e.status else "failed"
+            fix = "check the kubeconfig's cluster and that the resource exists on it"
+        self.first_list_error = PreconditionUnmet(
+            f"cannot list {plural} {where}: {what}: {truncate(str(e), 160)}".replace("  ", " "),
+            fix,
+        )
+
     def _run(self, kind: str) -> None:
         rv = ""
         first = True
         while not self._stop.is_set():
             try:
                 if not rv:
-                    items, rv = self.adapter.list(kind, self.namespace)
-                    for obj in items:
-                        self._record("ADDED", kind, obj)
+                    try:
+                        items, rv = self.adapter.list(kind, self.namespace)
+                    except ApiFailed as e:
+                        if first:
+                            self._first_list_failed(kind, e)
+                            return
+                        raise
+                    self._relisted(kind, items)
+                    self.timeline.record(WatchStatus(kind, "synced"), source="watch")
                     if first:
                         first = False
                         with self._lock:
@@ -161,11 +213,26 @@ class ClusterWatcher:
                     if self._stop.is_set():
                         return
             except WatchGone:
+                self.timeline.record(WatchStatus(kind, "lost", "410 Gone: relisting"), "watch")
                 rv = ""
             except Exception as e:  # noqa: BLE001 - a watch must not die silently
-                self.timeline.record(
-                    Note(f"watch {kind}: {type(e).__name__}: {e}"[:300], "warning"), source="watch"
-                )
+                detail = f"{type(e).__name__}: {e}"[:300]
+                if not first:
+                    self.timeline.record(WatchStatus(kind, "lost", detail), source="watch")
+                self.timeline.record(Note(f"watch {kind}: {detail}", "warning"), source="watch")
                 if self._stop.wait(1.0):
                     return
                 rv = ""
+
+    def _relisted(self, kind: str, items: list[dict[str, Any]]) -> None:
+        """Record a LIST: every object as ADDED (unchanged ones are skipped), and objects
+        known before but absent now as DELETED (they went while the watch was down)."""
+        seen = set()
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            seen.add((kind, str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+            self._record("ADDED", kind, obj)
+        with self._lock:
+            gone = [k for k in self._last if k[0] == kind and k not in seen]
+        for _, ns, name in gone:
+            self._record("DELETED", kind, {"metadata": {"namespace": ns, "name": name}})

@@ -18,11 +18,10 @@ from typing import Any, Literal
 
 import yaml
 
-from kubedrill.durations import parse_duration
-from kubedrill.errors import ConfigError
+from kubedrill.core.durations import parse_duration
+from kubedrill.core.errors import ConfigError
 
 __all__ = [
-    "ChaosSettings",
     "ClusterSettings",
     "LoadSettings",
     "PrometheusSettings",
@@ -34,6 +33,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "KUBEDRILL_"
+DEFAULT_CONFIG = "drill.yaml"  # found in the working directory without a flag
 
 
 def _positive(v: Any) -> str | None:
@@ -81,22 +81,19 @@ class PrometheusSettings:
     bearer_token: str | None = field(default=None, repr=False, metadata={"secret": True})
 
 
+def _fraction(v: Any) -> str | None:
+    return None if 0 < v <= 1 else "a fraction in (0, 1], e.g. 0.9"
+
+
 @dataclass(frozen=True, slots=True)
 class LoadSettings:
+    """What ``drill.load(...)`` gives every load run of a scenario (``LoadSpec`` built by
+    hand is the caller's own), and the caps it refuses to exceed."""
+
     workers: int = field(default=1, metadata=_check(_positive))
     window_s: float = field(default=1.0, metadata=_check(_positive))
     max_duration_s: float = field(default=3600.0, metadata=_check(_positive))
     max_rate: float = field(default=5000.0, metadata=_check(_positive))
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosSettings:
-    """Safety rails: chaos never touches what is not allowed here."""
-
-    allowed_namespaces: tuple[str, ...] = ()
-    allow_node_faults: bool = False
-    journal_dir: Path = Path.home() / ".cache" / "kubedrill" / "journal"
-    max_disruption_s: float = field(default=600.0, metadata=_check(_positive))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +113,11 @@ class RunSettings:
     dry_run: bool = False
     # What an INCONCLUSIVE verdict does to the gate: "fail" (default) or "warn".
     inconclusive: Literal["fail", "warn"] = "fail"
+    # What a selected scenario that was skipped (no cluster, precondition unmet) does to the
+    # run: "inconclusive" (default: skipped is not passed) or "allow".
+    skipped: Literal["inconclusive", "allow"] = "inconclusive"
+    # Below this share of its window covered by evidence, a check is INCONCLUSIVE.
+    coverage_floor: float = field(default=0.9, metadata=_check(_fraction))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,6 @@ class Settings:
     cluster: ClusterSettings = ClusterSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     load: LoadSettings = LoadSettings()
-    chaos: ChaosSettings = ChaosSettings()
     report: ReportSettings = ReportSettings()
     run: RunSettings = RunSettings()
 
@@ -328,15 +329,20 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     override_source: str = "command line",
+    cwd: Path | None = None,
 ) -> Settings:
     """Build :class:`Settings` from every source, in precedence order.
 
     ``overrides`` maps dotted keys (``"prometheus.url"``) to values given on the command line;
-    ``None`` values are ignored so unset options do not mask lower layers.
+    ``None`` values are ignored so unset options do not mask lower layers. Without
+    ``config`` (or ``$KUBEDRILL_CONFIG``), ``drill.yaml`` in ``cwd`` (default: the working
+    directory) is used when it exists.
     """
     env = os.environ if env is None else env
     if config is None and env.get(ENV_PREFIX + "CONFIG"):
         config = Path(env[ENV_PREFIX + "CONFIG"])
+    if config is None and (cwd or Path.cwd()).joinpath(DEFAULT_CONFIG).is_file():
+        config = (cwd or Path.cwd()) / DEFAULT_CONFIG
     layers: list[dict[str, dict[str, tuple[Any, str, bool]]]] = []
     if config is not None:
         file_doc = read_config_file(config)

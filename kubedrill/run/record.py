@@ -10,14 +10,15 @@ from typing import Any, Literal
 
 from kubedrill import __version__
 from kubedrill.checks.base import CheckResult
-from kubedrill.settings import Settings
+from kubedrill.core.settings import Settings
+from kubedrill.core.types import Verdict, worst
+from kubedrill.run.policy import gate_for
 from kubedrill.timeline import Timeline
-from kubedrill.types import Verdict, worst
 
 __all__ = ["SCHEMA_ID", "RunRecord", "ScenarioResult", "new_run_id"]
 
-SCHEMA_ID = "https://kubedrill.dev/schemas/run-v1.json"
-SCHEMA_VERSION = 1
+SCHEMA_ID = "https://kubedrill.dev/schemas/run-v2.json"
+SCHEMA_VERSION = 2
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -77,8 +78,12 @@ class RunRecord:
 
     @property
     def verdict(self) -> Verdict:
-        """Worst scenario verdict; a run with nothing that ran proved nothing."""
-        return worst([v for s in self.scenarios if (v := s.verdict) is not None])
+        """Worst scenario verdict under the gate policy (a selected scenario that was
+        skipped makes it INCONCLUSIVE by default); a run with nothing that ran proved nothing."""
+        return gate_for(self.settings).run_verdict([s.verdict for s in self.scenarios])
+
+    def skipped(self) -> list[ScenarioResult]:
+        return [s for s in self.scenarios if s.status == "skipped"]
 
     def counts(self) -> dict[str, int]:
         out = {v.value: 0 for v in Verdict}
@@ -100,6 +105,9 @@ class RunRecord:
             "dry_run": self.settings.run.dry_run,
             "suite": self.settings.run.suite,
             "inconclusive_policy": self.settings.run.inconclusive,
+            "skipped_policy": self.settings.run.skipped,
+            "coverage_floor": self.settings.run.coverage_floor,
+            "skipped": [{"id": s.id, "reason": s.message} for s in self.skipped()],
             "target": self.settings.redacted()["target"],
             "settings": self.settings.redacted(),
             "verdict": self.verdict.value,

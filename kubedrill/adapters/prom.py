@@ -6,17 +6,25 @@ with a reason a person can act on; bearer tokens never appear in messages.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubedrill.errors import KubedrillError, truncate
-from kubedrill.settings import PrometheusSettings
+from kubedrill.core.errors import KubedrillError, truncate
+from kubedrill.core.settings import PrometheusSettings
 
-__all__ = ["PrometheusClient", "PrometheusUnavailable", "Series"]
+__all__ = ["PrometheusClient", "PrometheusQueryRejected", "PrometheusUnavailable", "Series"]
+
+_HTTP_STATUS = re.compile(r"HTTP Status Code (\d{3})")
 
 
 class PrometheusUnavailable(KubedrillError):
-    """Prometheus could not answer (unreachable, bad query, timeout)."""
+    """Prometheus could not answer (unreachable, timeout, a server error)."""
+
+
+class PrometheusQueryRejected(KubedrillError):
+    """Prometheus answered and refused the query (HTTP 4xx: a PromQL typo, a bad range):
+    the claim is broken, not the evidence missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,10 @@ class PrometheusClient:
             )
         self.url = settings.url
         self._settings = settings
+
+    @property
+    def step_s(self) -> float:
+        return self._settings.step_s
 
     def _connect(self) -> object:
         from prometheus_api_client import PrometheusConnect
@@ -66,7 +78,17 @@ class PrometheusClient:
                 # short phase by up to 0.5 s; its params override them with exact values
                 params={"start": f"{start:.3f}", "end": f"{end:.3f}"},
             )
-        except (PrometheusApiClientException, RequestException, OSError, ValueError) as e:
+        except PrometheusApiClientException as e:
+            m = _HTTP_STATUS.search(str(e))
+            if m and 400 <= int(m.group(1)) < 500:
+                raise PrometheusQueryRejected(
+                    f"Prometheus at {self.url} rejected {query!r} (HTTP {m.group(1)}): "
+                    f"{truncate(str(e), 200)}"
+                ) from e
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} did not answer {query!r}: {truncate(str(e), 200)}"
+            ) from e
+        except (RequestException, OSError, ValueError) as e:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.url} did not answer {query!r}: {truncate(str(e), 200)}"
             ) from e

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubedrill.errors import PreconditionUnmet
+from kubedrill.core.errors import PreconditionUnmet
 
 __all__ = ["LocalPrometheus", "free_port", "run_prometheus", "wait_for_series"]
 
