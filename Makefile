@@ -7,7 +7,7 @@ UV_VERSION := $(shell sed -n 's/^uv==//p' constraints.txt)
 EXTRAS ?= load,service,gpu,dev
 export UV_CACHE_DIR ?= $(HOME)/.cache/kubedrill/uv
 
-.PHONY: install test unit lint demo bench-load bench-sandbox clean
+.PHONY: install test unit lint demo bench-load bench-sandbox bench-verdicts clean
 
 $(BIN)/kubedrill: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ demo: install ## the demo suite on the sandbox (built and started when missing),
 
 bench-load: install
 	$(BIN)/python benchmarks/bench_load.py
+
+bench-verdicts: sandbox-build ## broken-evidence battery -> reports/bench/verdicts.json
+	$(BIN)/python benchmarks/bench_verdicts.py
 
 .PHONY: sandbox-build sandbox-up sandbox-down
 sandbox-build: install ## build (or reuse) the sandbox's upstream binaries; ~17 min cold

@@ -65,7 +65,7 @@ def validate(config: Path) -> None:
     is_flag=True,
     default=False,
     help="bring up (or reuse) the local sandbox, building what is missing, and run the "
-    f"cluster scenarios against it (namespace {DEMO_NAMESPACE} unless --namespace is given)",
+    f"cluster scenarios against it (namespace {DEMO_NAMESPACE} unless --drill-namespace is given)",
 )
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def run(

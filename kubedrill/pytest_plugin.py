@@ -10,6 +10,7 @@ teardown makes the scenario ERROR, and every check becomes its own testcase in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -225,6 +226,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None]:
+    try:
+        yield
+    finally:
+        d = item.stash.get(_DRILL, None)
+        if d is not None and not d.dry_run:
+            with contextlib.suppress(TimelineCorrupt):  # judged (as ERROR) after teardown
+                d.collect()
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
@@ -281,11 +293,13 @@ def _conclude(item: pytest.Item, teardown_error: BaseException | None) -> str | 
         why = f"teardown failed: {type(teardown_error).__name__}: {teardown_error}"[:2000]
         status, message = "errored", (f"{message}; {why}" if message else why)
     results: list[CheckResult] = []
+    damaged = ""
     if d is not None and status != "skipped":
         try:
             results = d.evaluate()
         except TimelineCorrupt as e:
             status, message = "errored", f"the run's evidence is damaged: {e}"
+            damaged = f"ERROR: {message}"
     for r in results:
         item.user_properties.append((f"check:{r.name}", f"{r.verdict.value}: {r.reason}"))
     started = item.stash.get(_STARTED, None)
@@ -303,6 +317,8 @@ def _conclude(item: pytest.Item, teardown_error: BaseException | None) -> str | 
             timeline=None if d is None or status == "skipped" else d.timeline,
         )
     )
+    if damaged and teardown_error is None and not (call is not None and call.failed):
+        return damaged
     if status != "ran" or (call is not None and call.failed):
         return None  # pytest already reports the skip or the error
     gate = gate_for(record.settings)
@@ -338,7 +354,7 @@ def _require_cluster(settings: Settings) -> None:
         raise PreconditionUnmet(
             "no kubeconfig found",
             "start the sandbox with `kubedrill sandbox up` and export the KUBECONFIG it prints, "
-            "or pass --kubeconfig FILE",
+            "or pass --drill-kubeconfig FILE",
         )
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
+from kubedrill import Drill
 from kubedrill.adapters.kube import KubeAdapter
 from kubedrill.adapters.localprom import LocalPrometheus, run_prometheus, wait_for_series
 from kubedrill.observe import ClusterWatcher
 from kubedrill.refservice.testing import RunningService, run_service
-from kubedrill.run.drill import Drill
 
 # The reference service as its runbook describes one replica: 4 concurrent GPU streams,
 # 10 ms per request, so about 400 requests/s of capacity.

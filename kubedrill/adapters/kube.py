@@ -73,7 +73,7 @@ class KubeAdapter:
         except (kconfig.ConfigException, OSError, TypeError) as e:
             raise PreconditionUnmet(
                 f"cannot load kubeconfig {path or '(default)'}: {truncate(str(e), 200)}",
-                "pass --kubeconfig FILE (the sandbox prints one: `kubedrill sandbox env`)",
+                "pass --drill-kubeconfig FILE (the sandbox prints one: `kubedrill sandbox env`)",
             ) from None
         return cls(client)
 

@@ -37,7 +37,7 @@ class PrometheusClient:
     def __init__(self, settings: PrometheusSettings) -> None:
         if settings.url is None:
             raise PrometheusUnavailable(
-                "no Prometheus URL configured (--prometheus-url or prometheus.url)"
+                "no Prometheus URL configured (--drill-prometheus-url or prometheus.url)"
             )
         self.url = settings.url
         self._settings = settings

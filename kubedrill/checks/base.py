@@ -125,10 +125,19 @@ class Check(abc.ABC):
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
         """The measured value over ``window`` (or ``None`` with the reason data is missing)."""
 
+    def collect(self, timeline: Timeline) -> None:
+        """Fetch evidence that lives outside the timeline (Prometheus) while its source is
+        still up; called when the scenario body returns. Most checks need nothing."""
+        return None
+
+    def window(self, timeline: Timeline) -> Window | None:
+        """The window this check judges: its phase's, or the whole run without a phase."""
+        return timeline.window_for(self.phase)
+
     def evaluate(
         self, timeline: Timeline, coverage_floor: float = DEFAULT_COVERAGE_FLOOR
     ) -> CheckResult:
-        window = timeline.window_for(self.phase)
+        window = self.window(timeline)
         if window is None:
             what = f"phase {self.phase!r} never started" if self.phase else "the timeline is empty"
             return self._result(Verdict.INCONCLUSIVE, None, f"no data: {what}", None)

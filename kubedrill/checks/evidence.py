@@ -76,7 +76,13 @@ def load_evidence(timeline: Timeline, window: Window, endpoint: str | None) -> L
     count = sum(w.count for w in ws)
     intended = sum(w.intended for w in ws)
     dropped = sum(w.dropped for w in ws)
-    covered = covered_seconds(((w.start, w.end) for w in ws), window)
+    # A window counts when its midpoint lies in the window, so one straddling an edge stands
+    # for its whole length (the straddlers left out balance the ones taken in).
+    if ws:
+        hull = Window(min(window.start, min(w.start for w in ws)), max(w.end for w in ws))
+        covered = min(window.duration, covered_seconds(((w.start, w.end) for w in ws), hull))
+    else:
+        covered = 0.0
     coverage = Coverage(covered, window.duration, "load")
     doubts: list[str] = []
     for o in timeline.select(LoadOutcome):
@@ -90,8 +96,9 @@ def load_evidence(timeline: Timeline, window: Window, endpoint: str | None) -> L
         doubts.append(
             f"load run {run.run} {run.outcome.replace('_', ' ')}"
             + (f" (exit {run.returncode})" if run.returncode is not None else "")
-            + f" after {run.ended - run.started:.1f} s: {run.completed} of {run.intended} "
-            f"intended requests completed, {run.dropped} dropped"
+            + f" after {run.ended - run.started:.1f} s: {run.completed} of "
+            + (f"{run.planned} planned" if run.planned else f"{run.intended} intended")
+            + f" requests completed, {run.dropped} dropped"
             + (f" — {run.detail}" if run.detail else "")
         )
     return LoadEvidence(

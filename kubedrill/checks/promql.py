@@ -8,9 +8,11 @@ from kubedrill.adapters.prom import (
     PrometheusClient,
     PrometheusQueryRejected,
     PrometheusUnavailable,
+    Series,
 )
 from kubedrill.checks.base import Check, Coverage, Evidence
 from kubedrill.checks.metric import AGGREGATES as _AGG
+from kubedrill.core.errors import KubedrillError
 from kubedrill.core.thresholds import Threshold
 from kubedrill.core.types import Verdict, Window
 from kubedrill.timeline import MetricSample, Timeline
@@ -37,7 +39,7 @@ class PromQLCheck(Check):
         client: PrometheusClient | None,
         agg: Literal["max", "min", "mean", "last"] = "max",
         step_s: float | None = None,
-        unavailable_reason: str = "no Prometheus configured (--prometheus-url)",
+        unavailable_reason: str = "no Prometheus configured (--drill-prometheus-url)",
     ) -> None:
         super().__init__(
             threshold, phase, name or f"{agg}({query}) {threshold.op} {threshold.value:g}"
@@ -49,18 +51,35 @@ class PromQLCheck(Check):
         self.agg = agg
         self.step_s = step_s
         self.unavailable_reason = unavailable_reason
+        self._collected: tuple[Window, list[Series] | KubedrillError] | None = None
+
+    def collect(self, timeline: Timeline) -> None:
+        """Query Prometheus now, while it is surely up (the plugin calls this when the
+        scenario body returns, before fixtures tear down); :meth:`measure` then judges what
+        was fetched, and only queries again for a different window."""
+        window = self.window(timeline)
+        if window is not None and self.client is not None:
+            self._collected = (window, self._query(timeline, window))
+
+    def _query(self, timeline: Timeline, window: Window) -> list[Series] | KubedrillError:
+        assert self.client is not None
+        start, end = timeline.to_wall(window.start), timeline.to_wall(window.end)
+        try:
+            return self.client.range_query(self.query, start, end, self.step_s)
+        except (PrometheusQueryRejected, PrometheusUnavailable) as e:
+            return e
 
     def measure(self, timeline: Timeline, window: Window) -> Evidence:
         if self.client is None:
             return Evidence(None, self.unavailable_reason)
-        start, end = timeline.to_wall(window.start), timeline.to_wall(window.end)
-        try:
-            series = self.client.range_query(self.query, start, end, self.step_s)
-        except PrometheusQueryRejected as e:
+        got = self._collected[1] if self._collected and self._collected[0] == window else None
+        series = self._query(timeline, window) if got is None else got
+        if isinstance(series, PrometheusQueryRejected):
             # the claim itself is broken (a PromQL typo): an ERROR, which no policy lets by
-            return Evidence(None, str(e), verdict=Verdict.ERROR)
-        except PrometheusUnavailable as e:
-            return Evidence(None, str(e))
+            return Evidence(None, str(series), verdict=Verdict.ERROR)
+        if isinstance(series, KubedrillError):
+            return Evidence(None, str(series))
+        start = timeline.to_wall(window.start)
         points = [(t, v, s.labels) for s in series for t, v in s.points if v == v]  # drop NaN
         step = self.step_s or self.client.step_s
         stamps = {round(t, 3) for t, _, _ in points}

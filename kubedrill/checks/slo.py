@@ -18,7 +18,7 @@ from kubedrill.checks.evidence import LoadEvidence, load_evidence
 from kubedrill.core import latency
 from kubedrill.core.thresholds import Threshold
 from kubedrill.core.types import Window
-from kubedrill.timeline import Timeline
+from kubedrill.timeline import LoadWindow, Timeline
 
 __all__ = ["AvailabilityCheck", "ErrorRateCheck", "LatencyCheck", "ThroughputCheck"]
 
@@ -61,6 +61,20 @@ class _LoadCheck(Check):
         super().__init__(threshold, phase, name)
         self.endpoint = endpoint
         self.count_dropped = count_dropped
+
+    def window(self, timeline: Timeline) -> Window | None:
+        """Without a phase, a load claim judges the load: from the first load window's start
+        to the last one's end (a load run that ended early is a doubt of its own)."""
+        if self.phase is not None:
+            return super().window(timeline)
+        ws = [
+            o.data
+            for o in timeline.select(LoadWindow)
+            if self.endpoint is None or o.data.endpoint == self.endpoint
+        ]
+        if not ws:
+            return super().window(timeline)
+        return Window(min(w.start for w in ws), max(w.end for w in ws))
 
     def _load(self, timeline: Timeline, window: Window) -> tuple[LoadEvidence, Evidence | None]:
         """The load evidence, and an Evidence to return at once when there is none."""

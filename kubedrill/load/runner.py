@@ -101,6 +101,7 @@ class LoadRun:
         self._lock = threading.Lock()
         self._reason: Outcome | None = None
         self.started = 0.0
+        self._exited_at: float | None = None
         self._result: LoadResult | None = None
 
     # ------------------------------------------------------------------ life
@@ -134,6 +135,7 @@ class LoadRun:
         while not self._done.wait(self._interval):
             self.timeline.ingest()
             if proc.poll() is not None:
+                self._exited_at = time.monotonic()
                 break
             if time.monotonic() > deadline:
                 self._set_reason("timed_out")
@@ -203,7 +205,7 @@ class LoadRun:
         windows = self.windows()
         intended = sum(w.intended for w in windows)
         dropped = sum(w.dropped for w in windows)
-        ended = time.monotonic()
+        ended = self._exited_at or time.monotonic()
         detail = ""
         if reason != "completed":
             detail = _last_line(self.log_path) if reason == "failed" else f"{reason} by kubedrill"
@@ -221,6 +223,7 @@ class LoadRun:
                 dropped=dropped,
                 returncode=rc,
                 detail=detail,
+                planned=self.spec.planned_sends(),
             ),
             source=self.source,
             t=ended,

@@ -112,6 +112,16 @@ class LoadSpec:
             raise ConfigError(f"--{flag}", key, e.expected, e.got) from e
 
     # ---------------------------------------------------------------- derived
+    def planned_sends(self) -> int:
+        """Sends the open model's rate shape asks for over the duration (0 in the closed
+        model, where the count is not planned): the integral of the rate, in 10 ms steps."""
+        shape = self.rate_shape()
+        if shape is None:
+            return 0
+        dt = 0.01
+        steps = int(self.duration / dt)
+        return round(sum(shape.rate((i + 0.5) * dt) for i in range(steps)) * dt)
+
     @property
     def mode(self) -> Mode:
         if self.rate is not None:

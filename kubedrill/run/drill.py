@@ -102,6 +102,14 @@ class Drill:
         return nominal * self.settings.run.time_scale
 
     # ------------------------------------------------------------ verdicts
+    def collect(self) -> None:
+        """Let checks fetch outside evidence now, while its sources are up (the plugin calls
+        this when the scenario body returns, before fixtures tear down)."""
+        if self._results is None:
+            self.timeline.ingest()
+            for c in self._checks:
+                c.collect(self.timeline)
+
     def evaluate(self) -> list[CheckResult]:
         """Evaluate every check once (after the scenario's fixtures tore down); later calls
         return the same results. Raises ``TimelineCorrupt`` if a spool is damaged."""

@@ -128,8 +128,10 @@ class LoadOutcome(Payload):
     """How one load run ended, recorded when it ends: a run that failed, was stopped or
     timed out, or dropped sends, is evidence of less than it intended.
 
-    ``intended`` counts the sends the schedule asked for (dropped included), ``sent`` those
-    that went out, ``completed`` those that got an answer or an error back.
+    ``planned`` is what the spec asks for in all (the rate shape over its duration),
+    ``intended`` counts the sends the schedule reached (dropped included) as far as the
+    windows that made it to the timeline tell, ``sent`` those that went out, ``completed``
+    those that got an answer or an error back; ``ended`` is when the process was seen gone.
     """
 
     kind: ClassVar[str] = "load.outcome"
@@ -143,6 +145,7 @@ class LoadOutcome(Payload):
     dropped: int
     returncode: int | None = None
     detail: str = ""
+    planned: int = 0  # sends the spec's rate shape asks for over its duration (open model)
 
     def interval(self) -> tuple[float, float] | None:
         return (self.started, self.ended)

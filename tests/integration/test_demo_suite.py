@@ -42,7 +42,7 @@ def test_demo_suite_passes_and_reports_one_testcase_per_check(
     try:
         p = kubedrill(
             "run", "--suite", "ci", "--sandbox", "--report-dir", str(reports),
-            "--", "--time-scale", "0.5",
+            "--time-scale", "0.5",
         )  # fmt: skip
     finally:
         down(SandboxConfig(root=tmp_path / "sandbox").paths, print)

@@ -127,7 +127,12 @@ def test_cluster_watch_fixture_feeds_scenario_checks(
     client.AppsV1Api(adapter.api_client).create_namespaced_deployment(ns, dep)
     pytester.makepyfile(test_s=SCENARIO.format(ns=ns))
     result = pytester.runpytest_subprocess(
-        "--kubeconfig", str(sandbox.paths.kubeconfig), "--namespace", ns, "--report-dir", "reports"
+        "--drill-kubeconfig",
+        str(sandbox.paths.kubeconfig),
+        "--drill-namespace",
+        ns,
+        "--drill-report-dir",
+        "reports",
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*verdict: PASS (2 PASS)*"])

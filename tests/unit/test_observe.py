@@ -5,11 +5,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from kubedrill.adapters.kube import WatchGone
+import pytest
+
+from kubedrill.adapters.kube import ApiFailed, WatchGone
 from kubedrill.checks import expect
+from kubedrill.core.errors import PreconditionUnmet
 from kubedrill.core.types import Verdict
 from kubedrill.observe import ClusterWatcher, extract_fields
-from kubedrill.timeline import Note, ObjectTransition, PhaseMark, Timeline
+from kubedrill.timeline import Note, ObjectTransition, PhaseMark, Timeline, WatchStatus
 
 
 def deployment(name: str, replicas: int, ready: int, rv: str) -> dict[str, Any]:
@@ -103,9 +106,9 @@ def test_watcher_records_changes_once_and_feeds_scaling_checks() -> None:
             ("MODIFIED", deployment("svc", 4, 4, "4")),
         ],
     )
-    tl.record(PhaseMark("inject", "start"))
     with ClusterWatcher(adapter, tl, "drill", kinds=("Deployment", "Pod")) as w:
         assert w.synced.wait(5)
+        tl.record(PhaseMark("inject", "start"))
         time.sleep(0.5)
     tl.record(PhaseMark("inject", "end"))
     seen = [o.data.fields["ready_replicas"] for o in tl.select(ObjectTransition)]
@@ -135,3 +138,37 @@ def test_adapter_errors_become_notes_not_crashes() -> None:
         time.sleep(0.3)
     notes = tl.select(Note)
     assert notes and "connection refused" in notes[0].data.text
+
+
+def test_continuity_marks_synced_lost_relisted_stopped() -> None:
+    class Flaky(FakeAdapter):
+        def watch(
+            self, kind: str, namespace: str | None, resource_version: str, timeout_s: int
+        ) -> Iterator[tuple[str, dict[str, Any]]]:
+            time.sleep(0.05)
+            raise ConnectionResetError("connection reset by peer")
+            yield  # pragma: no cover
+
+    tl = Timeline()
+    with ClusterWatcher(Flaky([deployment("svc", 1, 1, "1")], []), tl, "drill", ("Deployment",)):
+        time.sleep(1.3)
+    states = [o.data.state for o in tl.select(WatchStatus)]
+    assert states[:3] == ["synced", "lost", "synced"] and states[-1] == "stopped"
+    lost = next(o for o in tl.select(WatchStatus) if o.data.state == "lost")
+    assert "connection reset by peer" in lost.data.detail
+
+
+def test_a_refused_first_list_names_the_verb_and_the_resource() -> None:
+    class Forbidden(FakeAdapter):
+        def list(self, kind: str, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+            raise ApiFailed("GET /api/v1/namespaces/drill/pods: HTTP 403: pods is forbidden", 403)
+
+    tl = Timeline()
+    with (
+        ClusterWatcher(Forbidden([], []), tl, "drill", kinds=("Pod",)) as w,
+        pytest.raises(PreconditionUnmet, match=r"cannot list pods in namespace drill: forbidden"),
+    ):
+        w.wait_synced(5)
+    assert "grant" in str(w.first_list_error) and "`list` and `watch` on pods" in str(
+        w.first_list_error
+    )

@@ -314,3 +314,20 @@ def test_a_repeated_phase_name_is_refused(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--drill-report-dir", "reports")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*phase 'stall' was already used*"])
+
+
+def test_a_corrupt_spool_makes_the_scenario_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_x=(
+            "def test_a(drill, tmp_path):\n"
+            "    drill.expect('p95_ms <= 1')\n"
+            "    spool = drill.timeline.spool(tmp_path / 's.jsonl')\n"
+            "    spool.write_bytes(b'garbage\\n')\n"
+        )
+    )
+    result = pytester.runpytest("--drill-report-dir", "reports")
+    result.assert_outcomes(failed=1)
+    doc = json.loads((_run_dir(pytester) / "run.json").read_text())
+    assert doc["verdict"] == "ERROR"
+    assert "the run's evidence is damaged" in doc["scenarios"][0]["message"]
+    assert result.ret != 0

@@ -23,6 +23,7 @@ from kubedrill.timeline import (
     PhaseMark,
     SpoolWriter,
     Timeline,
+    TimelineCorrupt,
 )
 
 
@@ -143,3 +144,59 @@ def test_custom_payload_types_are_injectable() -> None:
     assert back.select(GpuXid)[0].data.code == 79
     with pytest.raises(ValueError, match="already registered"):
         types.register(type("Other", (Note,), {"kind": "gpu.xid"}))
+
+
+def test_two_threads_ingesting_at_once_fold_each_line_once(tmp_path: Path) -> None:
+    tl = Timeline()
+    spool = tl.spool(tmp_path / "s.jsonl")
+    with SpoolWriter(spool, "child") as w:
+        for i in range(2000):
+            w.write(Note(f"n{i}"), t=float(i))
+    barrier = threading.Barrier(8)
+
+    def ingest() -> None:
+        barrier.wait()
+        for _ in range(5):
+            tl.ingest()
+
+    threads = [threading.Thread(target=ingest) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    texts = [o.data.text for o in tl.select(Note)]
+    assert len(texts) == 2000 and len(set(texts)) == 2000
+
+
+def test_a_corrupt_spool_line_is_damaged_evidence_not_a_config_error(tmp_path: Path) -> None:
+    tl = Timeline()
+    spool = tl.spool(tmp_path / "s.jsonl")
+    spool.write_bytes(b'{"t": 1, "wall": 1, "source": "x", "kind": "note", "data": {}}\n')
+    with pytest.raises(TimelineCorrupt, match=r"s\.jsonl: line at byte 0"):
+        tl.ingest()
+    spool.write_bytes(b"not json\n")
+    tl2 = Timeline()
+    tl2.spool(spool)
+    with pytest.raises(TimelineCorrupt, match="not JSON"):
+        tl2.ingest()
+    with pytest.raises(TimelineCorrupt):  # reported again, never skipped
+        tl2.ingest()
+
+
+def test_a_phase_name_is_used_once() -> None:
+    tl = Timeline()
+    with tl.phase("stall"):
+        pass
+    with pytest.raises(ValueError, match="already used"), tl.phase("stall"):
+        pass
+    assert list(tl.phases()) == ["stall"]
+
+
+def test_out_of_order_records_are_selected_in_time_order() -> None:
+    tl = Timeline()
+    for t in (5.0, 1.0, 3.0, 2.0, 4.0):
+        tl.record(Note(str(t)), t=t)
+    tl.record(PhaseMark("x", "start"), t=2.5)
+    assert [o.t for o in tl.select(Note)] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [o.t for o in tl.select(Note, Window(2.0, 4.0))] == [2.0, 3.0]
+    assert [o.t for o in tl.observations()] == [1.0, 2.0, 2.5, 3.0, 4.0, 5.0]
