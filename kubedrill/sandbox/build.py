@@ -7,15 +7,24 @@ refuses modules with replaces. Binaries land in ``~/.cache/kubedrill/bin/<hash>`
 are reused while a per-component stamp (spec + go version) matches.
 ``KUBEDRILL_BIN_DIR`` points at prebuilt binaries and skips building altogether.
 
+Every build run writes ``<bin_dir>/build-record.json`` (see ``update_record``): the
+seconds each component built (built ones only, not reused), the run's wall seconds,
+``os.cpu_count()``, the go version, the machine and the UTC date. The last *cold* run
+(every component of versions.toml built, none reused, completed) is kept under
+``cold``; warm, partial or failed runs only replace ``last_run``.
+``benchmarks/bench_sandbox.py`` reads ``cold_build_s`` from it.
+
     python -m kubedrill.sandbox.build [--only etcd,kwok] [--bin-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import platform
 import resource
 import shlex
 import subprocess
@@ -25,6 +34,7 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import PIPE
 from typing import IO, Any
@@ -32,6 +42,8 @@ from typing import IO, Any
 VERSIONS_FILE = Path(__file__).with_name("versions.toml")
 BIN_DIR_ENV = "KUBEDRILL_BIN_DIR"
 TAIL_LINES = 20
+RECORD_NAME = "build-record.json"
+RECORD_KIND = "kubedrill.sandbox.build-record"
 _STAGING_PREFIX = "./staging/src/"
 
 
@@ -63,6 +75,8 @@ class BuildResult:
     built: dict[str, float] = field(default_factory=dict)  # binary -> seconds
     reused: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    components_built: dict[str, float] = field(default_factory=dict)  # component -> seconds
+    record_path: Path | None = None
 
     def path(self, binary: str) -> Path:
         return self.bin_dir / binary
@@ -202,6 +216,12 @@ def go_env(cache_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def go_version(env: Mapping[str, str]) -> str:
+    return subprocess.run(
+        ["go", "env", "GOVERSION"], env=dict(env), capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 class _StepFailed(Exception):
     pass
 
@@ -285,8 +305,10 @@ def build(
     environ: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build (or reuse) the selected components' binaries into bin_dir."""
+    started = time.monotonic()
     environ = os.environ if environ is None else environ
-    all_components = load_versions(versions_file.read_text())
+    versions_text = versions_file.read_text()
+    all_components = load_versions(versions_text)
     chosen = select(all_components, components)
     wanted = [b for c in chosen for b in c.binaries]
     prebuilt = prebuilt_bin_dir(environ)
@@ -296,13 +318,21 @@ def build(
         return BuildResult(bin_dir=prebuilt, prebuilt=True, missing=missing)
 
     env = go_env(cache_dir, environ)
-    gover = subprocess.run(
-        ["go", "env", "GOVERSION"], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    caches_empty = {k: _cache_empty(cache_dir / "go" / k) for k in ("build", "mod")}
+    gover = go_version(env)
     bin_dir.mkdir(parents=True, exist_ok=True)
     (bin_dir / ".stamps").mkdir(exist_ok=True)
-    result = BuildResult(bin_dir=bin_dir)
+    result = BuildResult(bin_dir=bin_dir, record_path=record_path(bin_dir))
     step = 0
+
+    def record(outcome: str, failed: str | None = None) -> None:
+        run = run_entry(
+            outcome=outcome, selected=chosen, all_components=all_components, result=result,
+            wall_s=time.monotonic() - started, go_version=gover, versions_text=versions_text,
+            caches_empty=caches_empty, failed=failed,
+        )  # fmt: skip
+        update_record(bin_dir, run)
+
     for comp in chosen:
         if stamp_matches(bin_dir, comp, gover):
             for binary in comp.binaries:
@@ -318,9 +348,94 @@ def build(
             result.built[binary] = seconds
             progress(f"[{step}/{len(wanted)}] {binary} … {seconds:.0f}s")
 
-        _build_component(comp, all_components, bin_dir, cache_dir, env, on_binary)
+        comp_start = time.monotonic()
+        try:
+            _build_component(comp, all_components, bin_dir, cache_dir, env, on_binary)
+        except BuildFailed:
+            with contextlib.suppress(OSError):  # the build failure is the error to report
+                record("failed", comp.name)
+            raise
+        result.components_built[comp.name] = time.monotonic() - comp_start
         (bin_dir / ".stamps" / f"{comp.name}.json").write_text(stamp_text(comp, gover))
+    record("completed")
     return result
+
+
+def record_path(bin_dir: Path) -> Path:
+    return bin_dir / RECORD_NAME
+
+
+def read_record(bin_dir: Path) -> dict[str, Any] | None:
+    """The build record in bin_dir, or None when there is none or it is not ours."""
+    try:
+        doc = json.loads(record_path(bin_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("kind") == RECORD_KIND else None
+
+
+def _cache_empty(path: Path) -> bool:
+    try:
+        return not any(path.iterdir())
+    except OSError:
+        return True
+
+
+def run_entry(
+    *,
+    outcome: str,
+    selected: Sequence[Component],
+    all_components: Sequence[Component],
+    result: BuildResult,
+    wall_s: float,
+    go_version: str,
+    versions_text: str,
+    caches_empty: Mapping[str, bool],
+    failed: str | None = None,
+) -> dict[str, Any]:
+    """One build run, as it goes into the record."""
+    full = [c.name for c in selected] == [c.name for c in all_components]
+    return {
+        "outcome": outcome,  # "completed" or "failed"
+        "failed_component": failed,
+        "cold": not result.reused,  # no component reused: everything selected was built
+        "all_components": full,  # every component of versions.toml was selected
+        "wall_s": round(wall_s, 1),
+        "components_s": {k: round(v, 1) for k, v in result.components_built.items()},
+        "binaries_s": {k: round(v, 1) for k, v in result.built.items()},
+        "reused": list(result.reused),
+        "selected": [c.name for c in selected],
+        "cpu_count": os.cpu_count(),
+        "go_version": go_version,
+        "machine": platform.machine(),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions_hash": versions_hash(versions_text),
+        # a build into an empty bin dir with a warm GOCACHE is "cold" here, but much faster
+        "go_build_cache_was_empty": caches_empty.get("build", True),
+        "go_mod_cache_was_empty": caches_empty.get("mod", True),
+    }
+
+
+def is_full_cold(run: Mapping[str, Any] | None) -> bool:
+    """A completed run that built every component of versions.toml and reused none."""
+    return bool(
+        run and run.get("outcome") == "completed" and run.get("cold") and run.get("all_components")
+    )
+
+
+def update_record(bin_dir: Path, run: Mapping[str, Any]) -> dict[str, Any]:
+    """Write run as ``last_run``, and as ``cold`` when it was a completed cold build of
+    every component. A warm, partial or failed run never replaces the cold record.
+    Written atomically; returns the record."""
+    old = read_record(bin_dir) or {}
+    doc: dict[str, Any] = {"kind": RECORD_KIND, "cold": old.get("cold"), "last_run": dict(run)}
+    if is_full_cold(run):
+        doc["cold"] = dict(run)
+    path = record_path(bin_dir)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, path)
+    return doc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -345,6 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     total = sum(result.built.values())
     print(f"built {len(result.built)} ({total:.0f}s), reused {len(result.reused)}", file=sys.stderr)
+    if result.record_path is not None:
+        print(f"build record: {result.record_path}", file=sys.stderr)
     print(result.bin_dir)
     return 0
 

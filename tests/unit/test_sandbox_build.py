@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -256,3 +259,151 @@ def test_main_rejects_unknown_component(
     monkeypatch.setenv(b.BIN_DIR_ENV, str(tmp_path))
     assert b.main(["--only", "nope"]) == 1
     assert "unknown component" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ build record
+def _fake_go(monkeypatch: pytest.MonkeyPatch, seconds: float = 2.5) -> list[str]:
+    """Replace `go env GOVERSION` and the compile step: each binary is a stub file."""
+    built: list[str] = []
+
+    def fake_build_component(
+        comp: b.Component,
+        all_components: Sequence[b.Component],
+        bin_dir: Path,
+        cache_dir: Path,
+        env: Mapping[str, str],
+        on_binary: Callable[[str, float], None],
+    ) -> None:
+        for binary in comp.binaries:
+            (bin_dir / binary).write_text("#!/bin/true\n")
+            built.append(binary)
+            on_binary(binary, seconds)
+
+    monkeypatch.setattr(b, "go_version", lambda env: "go1.26.8")
+    monkeypatch.setattr(b, "_build_component", fake_build_component)
+    return built
+
+
+def _build(tmp_path: Path, only: list[str] | None = None) -> b.BuildResult:
+    versions = tmp_path / "versions.toml"
+    versions.write_text(VERSIONS)
+    return b.build(
+        only, tmp_path / "bin", tmp_path / "cache", lambda _line: None,
+        versions_file=versions, environ={"PATH": ""},
+    )  # fmt: skip
+
+
+def test_cold_build_writes_record_beside_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_go(monkeypatch)
+    result = _build(tmp_path)
+    assert result.record_path == tmp_path / "bin" / b.RECORD_NAME
+    doc = json.loads(result.record_path.read_text())
+    assert doc == b.read_record(tmp_path / "bin")
+    cold = doc["cold"]
+    assert cold == doc["last_run"]
+    assert cold["cold"] and cold["all_components"] and cold["outcome"] == "completed"
+    assert set(cold["components_s"]) == {"etcd", "kubernetes", "kwok"}
+    assert cold["binaries_s"] == dict.fromkeys(
+        ["etcd", "etcdctl", "kube-apiserver", "kubectl", "kwok"], 2.5
+    )
+    assert cold["reused"] == []
+    assert cold["go_version"] == "go1.26.8"
+    assert cold["cpu_count"] == os.cpu_count()
+    assert cold["machine"] == platform.machine()
+    assert cold["recorded_at"].endswith("+00:00")
+    assert cold["wall_s"] >= 0
+    assert cold["go_build_cache_was_empty"] and cold["go_mod_cache_was_empty"]
+    assert cold["versions_hash"] == b.versions_hash(VERSIONS)
+
+
+def test_warm_run_keeps_cold_record_and_adds_last_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _fake_go(monkeypatch)
+    _build(tmp_path)
+    first = b.read_record(tmp_path / "bin")
+    assert first is not None
+    cold = first["cold"]
+    (tmp_path / "bin" / "kwok").unlink()  # kwok is rebuilt, the rest reused
+    built.clear()
+    _build(tmp_path)
+    assert built == ["kwok"]
+    doc = b.read_record(tmp_path / "bin")
+    assert doc is not None
+    assert doc["cold"] == cold
+    warm = doc["last_run"]
+    assert not warm["cold"]
+    assert list(warm["components_s"]) == ["kwok"]  # only components actually built
+    assert warm["binaries_s"] == {"kwok": 2.5}
+    assert warm["reused"] == ["etcd", "etcdctl", "kube-apiserver", "kubectl"]
+
+
+def test_partial_cold_run_is_not_the_cold_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_go(monkeypatch)
+    _build(tmp_path, ["etcd"])
+    doc = b.read_record(tmp_path / "bin")
+    assert doc is not None
+    assert doc["cold"] is None
+    assert doc["last_run"]["cold"] and not doc["last_run"]["all_components"]
+    assert not b.is_full_cold(doc["last_run"])
+
+
+def test_failed_build_records_last_run_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_go(monkeypatch)
+    _build(tmp_path)
+    first = b.read_record(tmp_path / "bin")
+    assert first is not None
+    cold = first["cold"]
+
+    def failing(
+        comp: b.Component,
+        all_components: Sequence[b.Component],
+        bin_dir: Path,
+        cache_dir: Path,
+        env: Mapping[str, str],
+        on_binary: Callable[[str, float], None],
+    ) -> None:
+        raise b.BuildFailed(comp.name, tmp_path / "x.log", ["boom"])
+
+    monkeypatch.setattr(b, "_build_component", failing)
+    for stamp in (tmp_path / "bin" / ".stamps").glob("*.json"):
+        stamp.unlink()
+    with pytest.raises(b.BuildFailed):
+        _build(tmp_path)
+    doc = b.read_record(tmp_path / "bin")
+    assert doc is not None
+    assert doc["cold"] == cold
+    assert doc["last_run"]["outcome"] == "failed"
+    assert doc["last_run"]["failed_component"] == "etcd"
+
+
+def test_warm_caches_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_go(monkeypatch)
+    (tmp_path / "cache" / "go" / "build").mkdir(parents=True)
+    (tmp_path / "cache" / "go" / "build" / "README").write_text("")
+    doc = b.read_record(_build(tmp_path).bin_dir)
+    assert doc is not None
+    assert doc["cold"]["go_build_cache_was_empty"] is False
+    assert doc["cold"]["go_mod_cache_was_empty"] is True
+
+
+def test_read_record_missing_or_foreign(tmp_path: Path) -> None:
+    assert b.read_record(tmp_path) is None
+    (tmp_path / b.RECORD_NAME).write_text("not json")
+    assert b.read_record(tmp_path) is None
+    (tmp_path / b.RECORD_NAME).write_text('{"cold": {"wall_s": 1}}')
+    assert b.read_record(tmp_path) is None  # no kind: not written by us
+
+
+def test_prebuilt_dir_gets_no_record(tmp_path: Path) -> None:
+    versions = tmp_path / "versions.toml"
+    versions.write_text(VERSIONS)
+    b.build(["etcd"], tmp_path / "bin", tmp_path / "cache", lambda _line: None,
+            versions_file=versions, environ={b.BIN_DIR_ENV: str(tmp_path), "PATH": ""})  # fmt: skip
+    assert not (tmp_path / b.RECORD_NAME).exists()
