@@ -84,7 +84,7 @@ def reference_on_cluster(drill: Drill, cluster_watch: ClusterWatcher) -> Iterato
         adapter.apply(doc, namespace=ns)
     try:
         want = next(d["spec"]["replicas"] for d in docs if d["kind"] == "Deployment")
-        _wait(f"{want} ready replicas of {name}", 90, lambda: (
+        _wait(f"{want} ready replicas of {name}", 150, lambda: (
             (adapter.get("Deployment", ns, name) or {}).get("status", {}).get("readyReplicas", 0)
             >= want
         ))  # fmt: skip

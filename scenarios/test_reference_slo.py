@@ -83,8 +83,10 @@ def test_a_stall_is_charged_to_clients_and_recovered_from(
             status, body = reference_service.request(
                 "POST", "/admin/faults", {"stall": {"every_s": 3, "for_s": 1}}
             )
-            assert status == 200, body
+            if status != 200:  # then clients see no stall, and the claim above says so
+                drill.note(f"the service refused the stall: HTTP {status} {body}", "warning")
             time.sleep(seg)
-            reference_service.request("DELETE", "/admin/faults")
+            # end the stall only: knobs the scenario did not set stay as they were
+            reference_service.request("POST", "/admin/faults", {"stall": None})
         with drill.phase("recover"):
             time.sleep(recover_s)

@@ -260,8 +260,16 @@ async def faults_get(request: web.Request) -> web.Response:
     return web.json_response(request.app[SERVICE].rt.faults.to_dict())
 
 
+def _locked(svc: Service) -> web.Response | None:
+    if svc.cfg.runtime_faults:
+        return None
+    return _error(403, "runtime fault changes are disabled (--runtime-faults off)")
+
+
 async def faults_post(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
+    if (refused := _locked(svc)) is not None:
+        return refused
     try:
         payload = json.loads(await request.read())
     except ValueError as e:
@@ -276,6 +284,8 @@ async def faults_post(request: web.Request) -> web.Response:
 
 async def faults_delete(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
+    if (refused := _locked(svc)) is not None:
+        return refused
     svc.rt.faults = Faults()
     svc.note("faults cleared")
     return web.json_response(svc.rt.faults.to_dict())

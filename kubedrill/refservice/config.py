@@ -8,14 +8,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-from collections.abc import Callable, Sequence
+import os
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from kubedrill.refservice.faults import Faults, ReadyFlap, Stall
 
-__all__ = ["Mode", "ServiceConfig", "build_parser", "parse_args"]
+EXTRA_ARGS_ENV = "KUBEDRILL_REFSERVICE_ARGS"
+
+__all__ = ["EXTRA_ARGS_ENV", "Mode", "ServiceConfig", "build_parser", "parse_args"]
 
 Mode = Literal["emulated", "torch"]
 Device = Literal["cpu", "cuda", "auto"]
@@ -49,8 +54,9 @@ class ServiceConfig:
     device: Device = "auto"
     max_batch: int = DEFAULT_MAX_BATCH
     batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_MS / 1000.0
-    # fault knobs at start (changeable at runtime through /admin/faults)
+    # fault knobs at start (changeable at runtime through /admin/faults, unless locked)
     faults: Faults = field(default_factory=Faults)
+    runtime_faults: bool = True
     access_log: bool = False
     timeline_spool: Path | None = None
 
@@ -185,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f = p.add_argument_group("fault knobs (also settable at runtime: POST /admin/faults)")
     f.add_argument(
+        "--runtime-faults",
+        choices=("on", "off"),
+        default="on",
+        help="off: /admin/faults refuses changes (403), as a locked-down build would",
+    )
+    f.add_argument(
         "--added-latency-ms",
         type=_number(0, 600_000),
         default=0.0,
@@ -226,10 +238,19 @@ def _mode_only(p: argparse.ArgumentParser, mode: str, flags: dict[str, object], 
                 p.error(f"argument {flag}: applies to --mode {owner} only")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
-    """Parse and validate; on a bad flag, print one error naming it and exit 2."""
+def parse_args(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> ServiceConfig:
+    """Parse and validate; on a bad flag, print one error naming it and exit 2.
+
+    Flags in ``$KUBEDRILL_REFSERVICE_ARGS`` (shell words) are appended to the command line's,
+    so the last word wins: a fault reaches services that others start (a fixture, the
+    sandbox's pod runner) without touching how they start them.
+    """
     p = build_parser()
-    ns = p.parse_args(argv)
+    env = os.environ if env is None else env
+    extra = shlex.split(env.get(EXTRA_ARGS_ENV, ""))
+    ns = p.parse_args([*(sys.argv[1:] if argv is None else argv), *extra])
     mode: Mode = ns.mode
     _mode_only(
         p,
@@ -302,6 +323,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServiceConfig:
         )
         / 1000.0,
         faults=faults,
+        runtime_faults=ns.runtime_faults == "on",
         access_log=ns.access_log,
         timeline_spool=ns.timeline_spool,
     )

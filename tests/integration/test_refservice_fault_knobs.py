@@ -140,3 +140,17 @@ def test_stall_holds_requests_until_it_ends() -> None:
     for _, _, body in runs:
         waited = body["timings"]["stall_ms"] + body["timings"]["queue_ms"]
         assert waited >= (expected - 0.05) * 1000
+
+
+def test_runtime_faults_off_refuses_changes_and_env_flags_reach_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBEDRILL_REFSERVICE_ARGS", "--runtime-faults off --added-latency-ms 50")
+    with run_service(slots=4, service_time_ms=5) as locked:
+        status, body = locked.request(
+            "POST", "/admin/faults", {"stall": {"every_s": 3, "for_s": 1}}
+        )
+        assert status == 403 and "--runtime-faults off" in body["error"]
+        assert locked.request("DELETE", "/admin/faults")[0] == 403
+        _, faults = locked.request("GET", "/admin/faults")
+        assert faults["added_latency_ms"] == 50 and faults["stall"] is None

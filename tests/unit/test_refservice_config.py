@@ -79,3 +79,12 @@ def test_bad_flags_exit_2_naming_the_flag(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("error:") == 1
+
+
+def test_flags_from_the_environment_are_appended_and_win() -> None:
+    cfg = parse_args(
+        ["--added-latency-ms", "5"],
+        env={"KUBEDRILL_REFSERVICE_ARGS": "--added-latency-ms 600 --runtime-faults off"},
+    )
+    assert cfg.faults.added_latency_ms == 600 and cfg.runtime_faults is False
+    assert parse_args([], env={}).runtime_faults is True
