@@ -12,7 +12,9 @@ in which they finally completed; a window is finished only when every request in
 it has completed (or the run ends). In the closed model, a request counts in the window
 in which it completed. Latency is what the caller measured (from the intended send time in
 the open model). Failed requests are recorded too, so the histogram's total equals
-``count``. Intended and dropped sends are counted in the window of their intended time (or
+``count``. ``answered`` counts the successful requests that completed during the window, wherever
+their send was due: throughput is judged from it. Intended and dropped sends are counted
+in the window of their intended time (or
 the oldest window still open, if the scheduler fell that far behind), so no count is ever
 lost.
 """
@@ -75,6 +77,7 @@ class _Acc:
     intended: int = 0
     dropped: int = 0
     inflight: int = 0  # sent, intended in this window, not yet recorded
+    answered: int = 0  # successful requests that *completed* during this window
     errors: dict[str, int] = field(default_factory=dict)
     hist: HdrHistogram | None = None
 
@@ -143,6 +146,9 @@ class Recorder:
         acc.count += 1
         if intended is not None and acc.inflight > 0:
             acc.inflight -= 1
+        if error is None:  # throughput is what completed when: count it where it completed
+            done_at = self.clock() if t is None else t
+            (acc if intended is None else self._slot(done_at, endpoint)[1]).answered += 1
         self.total_requests += 1
         if error is not None:
             acc.errors[error] = acc.errors.get(error, 0) + 1
@@ -188,6 +194,7 @@ class Recorder:
                     "intended": acc.intended,
                     "dropped": acc.dropped,
                     "worker": self.worker,
+                    "answered": acc.answered,
                 }
             )
             del self._open[(idx, endpoint)]

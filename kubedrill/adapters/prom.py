@@ -6,6 +6,7 @@ with a reason a person can act on; bearer tokens never appear in messages.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,7 +77,8 @@ class PrometheusClient:
                 step=f"{step:g}",
                 # prometheus-api-client rounds start/end to whole seconds, which moves a
                 # short phase by up to 0.5 s; its params override them with exact values
-                params={"start": f"{start:.3f}", "end": f"{end:.3f}"},
+                # (start rounded up to the millisecond, so no point falls before the window)
+                params={"start": f"{math.ceil(start * 1000) / 1000:.3f}", "end": f"{end:.3f}"},
             )
         except PrometheusApiClientException as e:
             m = _HTTP_STATUS.search(str(e))

@@ -23,6 +23,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "- checks: " + ", ".join(f"{n} {k}" for k, n in doc["check_counts"].items()),
         "",
     ]
+    skipped = doc.get("skipped") or []
+    if skipped:
+        counted = (
+            "each makes the run INCONCLUSIVE"
+            if doc.get("skipped_policy") == "inconclusive"
+            else "allowed by run.skipped"
+        )
+        lines += [f"**Skipped ({len(skipped)}; {counted}):**", ""]
+        lines += [f"- `{_cell(s['id'])}`: {_cell(s['reason'])}" for s in skipped] + [""]
     for sc in doc["scenarios"]:
         lines.append(
             f"## {_ICON[sc['verdict']]} {_cell(sc['name'])} — {sc['verdict'] or 'SKIPPED'}"
@@ -31,13 +40,18 @@ def render_markdown(doc: dict[str, Any]) -> str:
         if sc["message"]:
             lines += [f"> {_cell(sc['message'])[:500]}", ""]
         if sc["checks"]:
-            lines += ["| check | verdict | value | threshold | reason |", "|---|---|---|---|---|"]
+            lines += [
+                "| check | verdict | value | threshold | evidence | reason |",
+                "|---|---|---|---|---|---|",
+            ]
             for c in sc["checks"]:
                 unit = "" if c["unit"] in ("ratio", "value") else c["unit"]
                 value = "—" if c["value"] is None else f"{c['value']:.4g} {unit}".strip()
+                cov = c.get("coverage")
+                covered = "—" if not cov else f"{cov['ratio']:.0%} ({cov['source']})"
                 lines.append(
                     f"| {_cell(c['name'])} | {_ICON[c['verdict']]} {c['verdict']} | {value} "
-                    f"| {_cell(c['threshold'])} | {_cell(c['reason'])} |"
+                    f"| {_cell(c['threshold'])} | {covered} | {_cell(c['reason'])} |"
                 )
             lines.append("")
     return "\n".join(lines)

@@ -84,6 +84,9 @@ class LoadWindow(Payload):
     intended: int = 0
     dropped: int = 0
     worker: str = ""
+    #: successful requests that completed during [start, end), whenever they were due
+    #: (-1: not recorded, in spools from before it existed)
+    answered: int = -1
 
     @property
     def error_count(self) -> int:

@@ -191,6 +191,8 @@ def cluster_target(direct_kubeconfig: Path, workdir: Path, ns: str) -> Iterator[
     finally:
         proxy.terminate()
         proxy.wait(10)
+        if proxy.stdout is not None:
+            proxy.stdout.close()
         core.delete_namespace(ns)
         api.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from kubedrill.observe import ClusterWatcher
 from kubedrill.sandbox.config import SandboxConfig
 from kubedrill.sandbox.lifecycle import down, up
 from kubedrill.sandbox.state import State
-from kubedrill.timeline import ObjectTransition, Timeline
+from kubedrill.timeline import ObjectTransition, Timeline, WatchStatus
 
 NS = "observe"
 
@@ -136,3 +137,42 @@ def test_cluster_watch_fixture_feeds_scenario_checks(
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*verdict: PASS (2 PASS)*"])
+
+
+def test_a_first_list_the_api_server_forbids_names_the_verb_and_resource(
+    sandbox: State, tmp_path: Path
+) -> None:
+    """A ServiceAccount with no RBAC at all, through a real token: the API server's 403 on
+    the first LIST is an error naming the verb and the resource, not a silent no-sync."""
+    import yaml
+    from kubernetes import client
+
+    admin = KubeAdapter.from_settings(ClusterSettings(kubeconfig=sandbox.paths.kubeconfig))
+    core = client.CoreV1Api(admin.api_client)
+    ns = "rbac-probe"
+    core.create_namespace({"metadata": {"name": ns}})
+    try:
+        core.create_namespaced_service_account(ns, {"metadata": {"name": "nobody"}})
+        token = core.create_namespaced_service_account_token(
+            "nobody", ns, {"spec": {"expirationSeconds": 600}}
+        ).status.token
+        doc = yaml.safe_load(sandbox.paths.kubeconfig.read_text())
+        doc["users"] = [{"name": "nobody", "user": {"token": token}}]
+        for ctx in doc["contexts"]:
+            ctx["context"]["user"] = "nobody"
+        limited = tmp_path / "nobody.kubeconfig"
+        limited.write_text(yaml.safe_dump(doc))
+        adapter = KubeAdapter.from_settings(ClusterSettings(kubeconfig=limited))
+        tl = Timeline()
+        w = ClusterWatcher(adapter, tl, ns, kinds=("Deployment", "Pod"))
+        with w, pytest.raises(PreconditionUnmet) as e:
+            w.wait_synced(20)
+        text = str(e.value)
+        assert "forbidden (HTTP 403)" in text
+        assert "cannot list deployments in namespace rbac-probe" in text or (
+            "cannot list pods in namespace rbac-probe" in text
+        )
+        assert "`list` and `watch`" in text
+        assert "synced" not in [o.data.state for o in tl.select(WatchStatus)]
+    finally:
+        core.delete_namespace(ns)

@@ -45,7 +45,9 @@ def test_pass_and_fail_over_exactly_the_phase(prom: LocalPrometheus) -> None:
     samples = tl.select(MetricSample)
     assert samples and all(s.data.labels["query"] == 'up{job="self"}' for s in samples)
     w = tl.phases()["inject"]
-    assert all(w.start - 1e-6 <= s.t <= w.end + 0.5 for s in samples)
+    assert all(w.start - 1e-6 <= s.t <= w.end + 0.5 for s in samples), [
+        (s.t - w.start, s.source) for s in samples
+    ]
 
 
 def test_no_series_is_inconclusive(prom: LocalPrometheus) -> None:
@@ -57,11 +59,13 @@ def test_no_series_is_inconclusive(prom: LocalPrometheus) -> None:
     assert "returned no series" in r.reason
 
 
-def test_bad_query_is_inconclusive_with_the_reason(prom: LocalPrometheus) -> None:
+def test_a_query_prometheus_rejects_is_error_naming_it(prom: LocalPrometheus) -> None:
+    """A PromQL typo is the claim's fault, not missing evidence: ERROR, which no
+    inconclusive policy lets through, naming the query and Prometheus' 400."""
     tl = _phase(0.5)
     r = expect("value < 1", phase="inject", query="rate(up[", client=_client(prom.url)).evaluate(tl)
-    assert r.verdict is Verdict.INCONCLUSIVE
-    assert "did not answer" in r.reason
+    assert r.verdict is Verdict.ERROR
+    assert "rejected 'rate(up['" in r.reason and "(HTTP 400)" in r.reason
 
 
 def test_unreachable_prometheus_is_inconclusive() -> None:
@@ -79,7 +83,7 @@ def test_drill_without_prometheus_url_is_inconclusive() -> None:
         pass
     (r,) = d.evaluate()
     assert r.verdict is Verdict.INCONCLUSIVE
-    assert "--prometheus-url" in r.reason
+    assert "--drill-prometheus-url" in r.reason
 
 
 def test_drill_uses_the_configured_prometheus(prom: LocalPrometheus) -> None:
