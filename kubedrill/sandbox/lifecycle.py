@@ -27,6 +27,7 @@ from kubedrill.sandbox.manifests import (
 )
 from kubedrill.sandbox.podproc import POD_MARKER_ENV
 from kubedrill.sandbox.procs import (
+    ComponentFailed,
     alive,
     free_ports,
     pids_under,
@@ -151,10 +152,27 @@ def _locked(paths: SandboxPaths) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+START_ATTEMPTS = 2
+
+
 def up(cfg: SandboxConfig, progress: Progress, *, allow_build: bool = True) -> tuple[State, bool]:
-    """Bring the sandbox up, or report it when it already runs. Returns (state, reused)."""
+    """Bring the sandbox up, or report it when it already runs. Returns (state, reused).
+
+    An upstream component that dies while the control plane comes up (metrics-server
+    panics when it reaches kube-apiserver a moment before it serves: seen on a loaded
+    2-core machine) gets one fresh start of the whole sandbox, with the reason printed;
+    a second failure is raised.
+    """
     with _locked(cfg.paths):
-        return _up(cfg, progress, allow_build)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return _up(cfg, progress, allow_build)
+            except ComponentFailed as e:
+                if attempt == START_ATTEMPTS:
+                    raise
+                first = str(e).splitlines()[0]
+                progress(f"start failed ({first}); starting afresh, attempt {attempt + 1}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _up(cfg: SandboxConfig, progress: Progress, allow_build: bool) -> tuple[State, bool]:
