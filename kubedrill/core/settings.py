@@ -287,9 +287,8 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
     for section, body in doc.items():
         if not isinstance(section, str) or section not in _SECTIONS:
             hint = _suggest(str(section), list(_SECTIONS))
-            raise ConfigError(
-                source, str(section), "a known section: " + ", ".join(_SECTIONS) + hint
-            )
+            shown = section if isinstance(section, str) and section.isprintable() else repr(section)
+            raise ConfigError(source, shown, "a known section: " + ", ".join(_SECTIONS) + hint)
         if body is None:
             continue
         if not isinstance(body, dict):
@@ -297,9 +296,10 @@ def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
         names = [f.name for f in dataclasses.fields(_SECTIONS[section])]
         for key in body:
             if not isinstance(key, str) or key not in names:
+                shown = key if isinstance(key, str) and key.isprintable() else repr(key)
                 raise ConfigError(
                     source,
-                    f"{section}.{key}",
+                    f"{section}.{shown}",
                     "a known key: " + ", ".join(names) + _suggest(str(key), names),
                 )
         out[section] = dict(body)

@@ -191,3 +191,11 @@ def test_any_text_gives_settings_or_one_config_error(
         load_settings(path, env={})
     except ConfigError as e:
         assert str(e).startswith(str(path))
+
+
+def test_a_key_with_a_newline_is_shown_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "drill.yaml"
+    path.write_text(yaml.safe_dump({"target": {"\n": None}}))
+    with pytest.raises(ConfigError) as e:
+        load_settings(path, env={})
+    assert "\n" not in str(e.value) and "target.'\\n'" in str(e.value)
