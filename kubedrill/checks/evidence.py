@@ -55,10 +55,6 @@ class LoadEvidence:
     coverage: Coverage
     doubts: tuple[str, ...]
 
-    @property
-    def what(self) -> str:
-        return "load"
-
 
 def load_evidence(timeline: Timeline, window: Window, endpoint: str | None) -> LoadEvidence:
     """Load windows whose midpoint lies in ``window`` (requests are in the window of their
