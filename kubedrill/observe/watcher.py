@@ -13,6 +13,7 @@ verb and the resource: :meth:`ClusterWatcher.wait_synced` raises it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -129,13 +130,10 @@ class ClusterWatcher:
 
     def wait_synced(self, timeout_s: float) -> None:
         """Block until every kind has been listed once; raise what kept one from it."""
-        deadline = threading.Event()
-        waited = 0.0
-        while not self.synced.is_set() and waited < timeout_s:
-            if self.first_list_error is not None:
-                raise self.first_list_error
-            deadline.wait(0.1)
-            waited += 0.1
+        deadline = time.monotonic() + timeout_s
+        while self.first_list_error is None and time.monotonic() < deadline:
+            if self.synced.wait(0.1):
+                break
         if self.first_list_error is not None:
             raise self.first_list_error
         if not self.synced.is_set():
