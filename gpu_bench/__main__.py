@@ -1,6 +1,7 @@
-"""``python -m gpu_bench info [--json]`` and ``python -m gpu_bench burn ...``.
+"""``python -m gpu_bench info [--json]``, ``run --suite ... --json OUT`` and ``burn ...``.
 
 ``info``: what this process can see of torch, CUDA and NVML (:mod:`gpu_bench.info`).
+``run``: the benchmark suites (:mod:`gpu_bench.run`, docs/gpu_bench.md).
 ``burn``: keep GPUs busy a fraction of the time, and tell the busy ledger
 (:mod:`gpu_bench.burn`, docs/gpu-burner.md). A bad flag is one error naming it, exit 2.
 """
@@ -12,6 +13,7 @@ import json
 import sys
 
 from gpu_bench import burn
+from gpu_bench import run as bench_run
 from gpu_bench.info import info_doc, nvml_info, torch_info
 
 __all__ = ["main", "nvml_info", "torch_info"]
@@ -29,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and write busy-ledger entries while doing it.",
     )
     burn.add_arguments(b)
+    r = sub.add_parser(
+        "run",
+        help="benchmark suites (gemm, copy, h2d, inference) with telemetry and a judgement",
+    )
+    bench_run.add_arguments(r)
     b.set_defaults(parser=b)
     return parser
 
@@ -38,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "burn":
         return burn.run(args, args.parser)
+    if args.command == "run":
+        return bench_run.main(args)
     doc = info_doc()
     if args.json:
         print(json.dumps(doc, indent=1))

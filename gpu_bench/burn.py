@@ -14,7 +14,11 @@ SIGINT, or on an error. Emulated reference-service pods on those devices slow do
 When torch sees CUDA and ``--cuda`` allows it, the burner also really keeps each device
 busy: a duty-cycled loop of fp16 matrix multiplications that computes for ``busy *
 period`` and sleeps for the rest of every ``--period-ms``. Every loop is bounded by the
-deadline and checks the stop flag at least every ~5 ms of GPU work.
+deadline and checks the stop flag at least every ~5 ms of GPU work. Level control: where
+NVML reads the device, every 0.5 s its utilisation corrects the busy share of the period
+(:func:`next_duty`), so NVML utilisation, not the open-loop duty cycle, meets ``--busy``;
+the summary gives ``level_error_pts`` (|mean utilisation - 100·busy|). Never run on a real
+GPU in this repository's CI.
 
 torch and pynvml are imported only when CUDA may be used (never with ``--cuda off``).
 Exit status: 0 done (the duration ran out or a signal stopped it), 1 a device or the
@@ -37,8 +41,9 @@ from types import FrameType
 from typing import Any
 
 from gpu_bench.ledger import is_safe_device, remove_entry, write_entry
+from gpu_bench.nvml import Nvml, open_nvml
 
-__all__ = ["MAX_DURATION_S", "add_arguments", "run"]
+__all__ = ["MAX_DURATION_S", "add_arguments", "next_duty", "run"]
 
 MAX_DURATION_S = 3600.0
 REFRESH_S = 0.5
@@ -129,6 +134,8 @@ class DeviceResult:
     fb_used_mib: float | None = None
     nvml_util: list[int] = field(default_factory=list)
     error: str | None = None
+    target: float = 0.0  # --busy
+    duty: float = -1.0  # busy share of each period; set from --busy, then by level control
 
     def summary(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -138,6 +145,11 @@ class DeviceResult:
         steady = samples[1:] or samples
         doc["nvml_util_percent_mean"] = round(sum(steady) / len(steady), 1) if steady else None
         doc["nvml_util_samples"] = len(samples)
+        doc["level_error_pts"] = (
+            None
+            if doc["nvml_util_percent_mean"] is None
+            else round(abs(doc["nvml_util_percent_mean"] - 100.0 * self.target), 1)
+        )
         return doc
 
 
@@ -185,10 +197,12 @@ def _cuda_worker(
             chunk = max(1, min(_MAX_CHUNK, int(_CHUNK_TARGET_S / per)))
             res.matmul_ms = round(per * 1000.0, 4)
             res.fb_used_mib = round(torch.cuda.memory_reserved(dev) / 2**20, 1)
-            busy_phase = busy * period_s
+            if res.duty < 0:
+                res.duty = busy
+            res.target = busy
             started = time.monotonic()
             while not stop.is_set() and (cycle := time.monotonic()) < deadline:
-                end = min(cycle + busy_phase, deadline)
+                end = min(cycle + res.duty * period_s, deadline)  # duty: level control
                 now = cycle
                 while now < end and not stop.is_set():
                     for _ in range(chunk):
@@ -206,40 +220,58 @@ def _cuda_worker(
 
 
 class _Nvml:
-    """NVML utilisation of the burned devices, sampled for the summary (best effort)."""
+    """NVML utilisation of the burned devices (our adapter, :mod:`gpu_bench.nvml`), for the
+    summary and for the level control (best effort: without it the duty cycle is open loop)."""
 
-    def __init__(self, torch: Any, indexes: list[int]) -> None:
+    def __init__(self, torch: Any, indexes: list[int], nvml: Nvml | None = None) -> None:
         self.note: str | None = None
-        self._nvml: Any = None
+        self._nvml: Nvml | None = None
         self._handles: dict[int, Any] = {}
         try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            self._nvml = pynvml
+            if nvml is None:
+                nvml, why = open_nvml()
+                if nvml is None:
+                    raise RuntimeError(why)
+            self._nvml = nvml
             for i in indexes:
                 uuid = str(torch.cuda.get_device_properties(i).uuid)
-                self._handles[i] = pynvml.nvmlDeviceGetHandleByUUID(
-                    uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
-                )
+                self._handles[i] = nvml.handle(uuid=uuid)
         except Exception as e:  # noqa: BLE001 - telemetry is optional
             self.note = f"no NVML utilisation: {type(e).__name__}: {e}"
             self.close()
 
-    def sample(self, results: dict[int, DeviceResult]) -> None:
+    def sample(self, results: dict[int, DeviceResult], target: float) -> None:
+        """One utilisation reading per device, and the next duty cycle from it."""
         if self._nvml is None:
             return
         for i, h in self._handles.items():
             try:
-                results[i].nvml_util.append(int(self._nvml.nvmlDeviceGetUtilizationRates(h).gpu))
+                util = self._nvml.read(h).util_gpu_pct
             except Exception as e:  # noqa: BLE001 - telemetry is optional
                 self.note = f"NVML sample failed: {e}"
+                continue
+            if util is None:
+                continue
+            r = results[i]
+            r.nvml_util.append(int(util))
+            if len(r.nvml_util) > 1:  # the first reading covers start-up and calibration
+                r.duty = next_duty(r.duty, target, util)
 
     def close(self) -> None:
         if self._nvml is not None:
             with contextlib.suppress(Exception):  # shutting down optional telemetry
-                self._nvml.nvmlShutdown()
+                self._nvml.close()
             self._nvml = None
+
+
+def next_duty(duty: float, target: float, util_pct: float, gain: float = 0.5) -> float:
+    """Level control: move the busy share of each period by ``gain`` times the error
+    between the asked level and NVML's utilisation (percent of time a kernel ran), so
+    launch gaps and synchronisation do not leave the device below (or above) the level."""
+    if target >= 1.0:
+        return 1.0
+    error = target - util_pct / 100.0
+    return min(1.0, max(0.02, duty + gain * error))
 
 
 @dataclass
@@ -363,7 +395,7 @@ def _burn(
             fb = {r.device: r.fb_used_mib for r in results.values()}
             ledger.write(active, args.busy, fb)
             if nvml is not None:
-                nvml.sample(results)
+                nvml.sample(results, args.busy)
             stop.wait(min(REFRESH_S, left))
     finally:
         stop.set()
