@@ -12,6 +12,19 @@ def _fmt(value: Any) -> str:
     return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _message(check: dict[str, Any]) -> str:
+    """The failure line CI shows: the verdict, the measured value against the threshold,
+    the evidence's coverage, then the reason (which names the figures)."""
+    unit = "" if check["unit"] in ("ratio", "value", "") else f" {check['unit']}"
+    value = "no value" if check["value"] is None else f"{_fmt(check['value'])}{unit}"
+    cov = check.get("coverage")
+    covered = "" if not cov else f", evidence {cov['ratio']:.0%} of its window"
+    return (
+        f"{check['verdict']}: {check['name']}: {value} against {check['threshold']}{covered}"
+        f" — {check['reason']}"
+    )
+
+
 def render_junit(doc: dict[str, Any]) -> str:
     """Render a run document (see ``run.schema.json``) as JUnit XML."""
     inconclusive_fails = doc["inconclusive_policy"] == "fail" and not doc["dry_run"]
@@ -46,7 +59,7 @@ def render_junit(doc: dict[str, Any]) -> str:
             props = ET.SubElement(case, "properties")
             for key in ("verdict", "kind", "value", "unit", "threshold", "phase"):
                 ET.SubElement(props, "property", name=key, value=_fmt(check[key]))
-            verdict, reason = check["verdict"], check["reason"]
+            verdict, reason = check["verdict"], _message(check)
             if verdict == "FAIL":
                 failures += 1
                 el = ET.SubElement(case, "failure", message=reason[:500], type="FAIL")

@@ -13,7 +13,32 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
+def _failed(doc: dict[str, Any]) -> list[str]:
+    rows = [
+        (sc, c)
+        for sc in doc["scenarios"]
+        for c in sc["checks"]
+        if c["verdict"] in ("FAIL", "ERROR")
+        or (c["verdict"] == "INCONCLUSIVE" and doc["inconclusive_policy"] == "fail")
+    ]
+    errored = [sc for sc in doc["scenarios"] if sc["status"] == "errored"]
+    if not rows and not errored:
+        return []
+    out = ["## Failed checks", ""]
+    for sc in errored:
+        out.append(f"- 💥 `{_cell(sc['id'])}` errored: {_cell(sc['message'])[:500]}")
+    for sc, c in rows:
+        unit = "" if c["unit"] in ("ratio", "value") else c["unit"]
+        value = "no value" if c["value"] is None else f"{c['value']:.4g} {unit}".strip()
+        out.append(
+            f"- {_ICON[c['verdict']]} **{_cell(c['name'])}** (`{_cell(sc['id'])}`): "
+            f"{c['verdict']}, {value} against `{_cell(c['threshold'])}` — {_cell(c['reason'])}"
+        )
+    return [*out, ""]
+
+
+def render_markdown(doc: dict[str, Any], html_link: str | None = None) -> str:
+    """The summary; ``html_link`` (a path or URL) points at the run's HTML report."""
     lines = [
         f"# kubedrill run {doc['run_id']}: {_ICON[doc['verdict']]} {doc['verdict']}",
         "",
@@ -21,8 +46,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- started {doc['started']}, took {doc['duration_s']:.1f}s; suite `{doc['suite']}`"
         + (" (dry run)" if doc["dry_run"] else ""),
         "- checks: " + ", ".join(f"{n} {k}" for k, n in doc["check_counts"].items()),
-        "",
     ]
+    if html_link:
+        lines.append(f"- timelines, capacity and every figure: [HTML report]({html_link})")
+    lines.append("")
+    lines += _failed(doc)
     skipped = doc.get("skipped") or []
     if skipped:
         counted = (
