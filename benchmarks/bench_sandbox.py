@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubedrill.sandbox.api import ApiError
+from kubedrill.adapters.kube import ApiFailed
 from kubedrill.sandbox.binaries import resolve_binaries
 from kubedrill.sandbox.build import (
     VERSIONS_FILE,
@@ -102,17 +102,17 @@ def warm_up(root: Path, runs: int) -> dict[str, Any]:
 
 def _count_running(state: State, ns: str) -> int:
     try:
-        doc = state.api().get(f"/api/v1/namespaces/{ns}/pods?fieldSelector=status.phase%3DRunning")
-    except ApiError:
+        items, _ = state.api().list("Pod", ns, field_selector="status.phase=Running")
+    except ApiFailed:
         return 0
-    return len(doc.get("items") or [])
+    return len(items)
 
 
 def _ready_nodes(state: State, pool: str) -> int:
-    doc = state.api().get(f"/api/v1/nodes?labelSelector=kubedrill.io%2Fnode-pool%3D{pool}")
+    items, _ = state.api().list("Node", None, label_selector=f"kubedrill.io/node-pool={pool}")
     return sum(
         1
-        for n in doc.get("items") or []
+        for n in items
         if any(
             c["type"] == "Ready" and c["status"] == "True"
             for c in n["status"].get("conditions", [])

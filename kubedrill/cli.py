@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from kubedrill import __version__
+from kubedrill.chaos.cli import chaos as chaos_command
 from kubedrill.core.errors import ConfigError, KubedrillError
 from kubedrill.core.settings import load_settings
 from kubedrill.core.types import Verdict
@@ -124,6 +125,9 @@ def run(
     for sc in doc.get("skipped", []):
         click.echo(f"kubedrill: skipped {sc['id']}: {sc['reason']}", err=True)
     click.echo(f"kubedrill: {verdict.value} — {doc_path}")
+    html_path = doc_path.with_name("report.html")
+    if html_path.is_file():
+        click.echo(f"kubedrill: report — {html_path}")
     raise SystemExit(code)
 
 
@@ -153,6 +157,61 @@ def _sandbox_args(pytest_args: tuple[str, ...]) -> tuple[str, ...]:
     return (*extra, *pytest_args)
 
 
+@cli.group()
+def report() -> None:
+    """Re-render a run's reports, or compare a run with a baseline."""
+
+
+@report.command("render")
+@click.argument("run_json", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--html", "html_out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--junit", "junit_out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def report_render(
+    run_json: Path, html_out: Path | None, md_out: Path | None, junit_out: Path | None
+) -> None:
+    """Render RUN_JSON (a run document, schema v2 or v3) again; default: --html beside it."""
+    from kubedrill.report import load_run_document, render_html, render_junit, render_markdown
+
+    doc = load_run_document(run_json)
+    if html_out is None and md_out is None and junit_out is None:
+        html_out = run_json.with_name("report.html")
+    if html_out is not None:
+        html_out.write_text(render_html(doc), encoding="utf-8")
+        click.echo(f"kubedrill: html — {html_out}")
+    if md_out is not None:
+        link = None if html_out is None else str(html_out)
+        md_out.write_text(render_markdown(doc, html_link=link), encoding="utf-8")
+        click.echo(f"kubedrill: markdown — {md_out}")
+    if junit_out is not None:
+        junit_out.write_text(render_junit(doc), encoding="utf-8")
+        click.echo(f"kubedrill: junit — {junit_out}")
+
+
+@report.command("diff")
+@click.argument("baseline", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("run_json", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="percent a percentile's confidence interval may move before it is a regression",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def report_diff(baseline: Path, run_json: Path, tolerance: float, json_out: Path | None) -> None:
+    """Compare RUN_JSON with BASELINE; exit 1 on a regression beyond --tolerance."""
+    from kubedrill.report.diff import diff_runs
+    from kubedrill.report.document import load_run_document
+
+    result = diff_runs(load_run_document(baseline), load_run_document(run_json), tolerance)
+    click.echo(result.to_text())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_dict(), indent=1) + "\n", encoding="utf-8")
+    raise SystemExit(EXIT["fail"] if result.regressed else EXIT["pass"])
+
+
+cli.add_command(chaos_command)
 cli.add_command(load_command)
 cli.add_command(sandbox_command)
 

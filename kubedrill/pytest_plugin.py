@@ -161,12 +161,16 @@ def drill_settings(pytestconfig: pytest.Config) -> Settings:
 
 
 @pytest.fixture
-def drill(request: pytest.FixtureRequest, drill_settings: Settings) -> Drill:
-    """The scenario's drill: ``drill.expect(...)``, ``drill.phase(...)``, ``drill.timeline``."""
+def drill(request: pytest.FixtureRequest, drill_settings: Settings) -> Iterator[Drill]:
+    """The scenario's drill: ``drill.expect(...)``, ``drill.phase(...)``, ``drill.chaos(...)``,
+    ``drill.timeline``. Any fault still active at teardown is rolled back."""
     d = Drill(request.node.nodeid, drill_settings)
     request.node.stash[_DRILL] = d
     request.node.stash[_STARTED] = time.time()
-    return d
+    try:
+        yield d
+    finally:
+        d.close()
 
 
 @pytest.fixture

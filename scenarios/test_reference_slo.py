@@ -53,10 +53,10 @@ def test_steady_load_meets_the_runbook_slo(
     if drill.dry_run:
         return
     duration = drill.seconds(20)
-    with drill.load(reference_service.url, duration, rate=RATE):
-        time.sleep(2)  # let Locust start; the phase covers full-rate windows only
+    with drill.load(reference_service.url, duration, rate=RATE) as load:
+        started = load.wait_flowing()  # Locust is sending; the phase covers full-rate windows
         with drill.phase("steady"):
-            time.sleep(max(duration - 3, 1))
+            time.sleep(max(duration - started - 1, 1))
 
 
 @pytest.mark.ci
@@ -75,8 +75,8 @@ def test_a_stall_is_charged_to_clients_and_recovered_from(
     seg = drill.seconds(8)
     # the recover phase outlasts deadline + hold at any time scale, so the claim can fail
     recover_s = max(seg, RECOVER_S + HOLD_S + 2)
-    with drill.load(reference_service.url, 2 * seg + recover_s + 3, rate=RATE):
-        time.sleep(2)
+    with drill.load(reference_service.url, 2 * seg + recover_s + 5, rate=RATE) as load:
+        load.wait_flowing(settle_s=0.5)
         with drill.phase("baseline"):
             time.sleep(seg)
         with drill.phase("stall"):

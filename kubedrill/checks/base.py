@@ -21,7 +21,15 @@ from kubedrill.core.thresholds import Threshold
 from kubedrill.core.types import Verdict, Window
 from kubedrill.timeline import Timeline
 
-__all__ = ["DEFAULT_COVERAGE_FLOOR", "Check", "CheckResult", "Coverage", "Evidence", "clock"]
+__all__ = [
+    "DEFAULT_COVERAGE_FLOOR",
+    "Check",
+    "CheckResult",
+    "Coverage",
+    "Evidence",
+    "clock",
+    "require_deadline",
+]
 
 DEFAULT_COVERAGE_FLOOR = 0.9
 
@@ -98,6 +106,15 @@ class Evidence:
     coverage: Coverage | None = None
     doubts: tuple[str, ...] = field(default=())
     verdict: Verdict | None = None
+
+
+def require_deadline(threshold: Threshold) -> None:
+    """A ``*_within`` claim is a deadline: only ``<=`` (the ``name: duration`` form)."""
+    if threshold.op != "<=":
+        raise ValueError(
+            f"{threshold.metric} is a deadline: write '{threshold.metric}: 60s' "
+            f"(or '<= 60s'), not '{threshold.op}'"
+        )
 
 
 def clock(timeline: Timeline, window: Window, t: float) -> str:

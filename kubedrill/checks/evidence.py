@@ -133,6 +133,10 @@ def watch_gaps(
     if not marks:
         text = f"no watch of {api_kind} was recorded on the timeline"
         return cov, [WatchGap(window.start, window.end, text)]
+    unserved = [o.data for o in marks if o.data.state == "unserved"]
+    if unserved and not up:
+        text = unserved[-1].detail or f"the cluster does not serve {api_kind}"
+        return cov, [WatchGap(window.start, window.end, text)]
     gaps: list[WatchGap] = []
     cursor = window.start
     for s, e in [*sorted(up), (window.end, window.end)]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from kubedrill.checks.base import DEFAULT_COVERAGE_FLOOR, Check, Evidence
+from kubedrill.checks.base import DEFAULT_COVERAGE_FLOOR, Check, Evidence, require_deadline
 from kubedrill.checks.evidence import load_evidence
 from kubedrill.core.thresholds import Threshold
 from kubedrill.core.types import Verdict, Window
@@ -44,8 +44,7 @@ class RecoveryCheck(Check):
             )
         if hold_s <= 0:
             raise ValueError(f"hold_s must be positive, got {hold_s!r}")
-        if threshold.op != "<=":
-            raise ValueError("recover_within is a deadline: write 'recover_within: 30s'")
+        require_deadline(threshold)
         super().__init__(threshold, phase, name or f"{threshold} ({slo.threshold} for {hold_s:g}s)")
         self.slo = slo
         self.hold_s = hold_s

@@ -6,7 +6,7 @@ the watch of the object's kind was down is a span of unknown state, named in the
 
 from __future__ import annotations
 
-from kubedrill.checks.base import Check, Evidence
+from kubedrill.checks.base import Check, Evidence, require_deadline
 from kubedrill.checks.evidence import watch_gaps
 from kubedrill.core.thresholds import Threshold
 from kubedrill.core.types import Verdict, Window
@@ -73,11 +73,7 @@ class ScaleWithinCheck(_ObjectCheck):
         target: int,
         **kw: str,
     ) -> None:
-        if threshold.op != "<=":
-            raise ValueError(
-                f"{threshold.metric} is a deadline: write '{threshold.metric}: 60s' "
-                f"(or '<= 60s'), not '{threshold.op}'"
-            )
+        require_deadline(threshold)
         super().__init__(threshold, phase, name, **kw)
         self.target = target
         self.up = threshold.metric != "scale_down_within"

@@ -145,7 +145,9 @@ class ErrorRateCheck(_LoadCheck):
 class AvailabilityCheck(_LoadCheck):
     """Share of time slots in which the service answered: a slot is up when requests
     completed and no more than ``slot_error_budget`` of them (dropped sends included)
-    failed. Slots of the window with no load at all lower the coverage."""
+    failed. A window in which nothing was due (the sliver a load run ends with) is no slot
+    at all, up or down; slots of the window with no load at all lower the coverage. The
+    reason names the first down slots, their offset and what failed in them."""
 
     kind = "availability"
 
@@ -165,20 +167,45 @@ class AvailabilityCheck(_LoadCheck):
         load, missing = self._load(timeline, window)
         if missing is not None:
             return missing
-        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0])  # count, failed
+        slots: dict[float, list[int]] = defaultdict(lambda: [0, 0, 0])  # count, failed, dropped
+        kinds: dict[float, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for w in load.windows:
-            s = slots[round(w.start, 1)]
+            if w.intended == 0 and w.count == 0 and w.dropped == 0:
+                continue  # nothing was due in it (the sliver after the last send): no slot
+            key = round(w.start, 1)
+            s = slots[key]
             dropped = w.dropped if self.count_dropped else 0
             s[0] += w.count + dropped
             s[1] += w.error_count + dropped
-        up = sum(
-            1
-            for count, failed in slots.values()
-            if count > 0 and failed / count <= self.slot_error_budget
-        )
-        return Evidence(
-            up / len(slots), f"{up} of {len(slots)} slots up", load.coverage, load.doubts
-        )
+            s[2] += dropped
+            for k, n in w.errors.items():
+                kinds[key][k] += n
+        down = [
+            (start, count, failed, dropped)
+            for start, (count, failed, dropped) in sorted(slots.items())
+            if not (count > 0 and failed / count <= self.slot_error_budget)
+        ]
+        if not slots:
+            return Evidence(None, "no request was due in this window", load.coverage, load.doubts)
+        up = len(slots) - len(down)
+        detail = f"{up} of {len(slots)} slots up"
+        if down:
+            first = min(slots)
+            shown = []
+            for start, count, failed, dropped in down[:3]:
+                why = dict(kinds[start])
+                if dropped:
+                    why["dropped_send"] = dropped
+                top = ", ".join(
+                    f"{k}x{n}" for k, n in sorted(why.items(), key=lambda kv: -kv[1])[:2]
+                )
+                shown.append(
+                    f"+{start - first:.0f} s: {failed} of {count} failed"
+                    + (f" ({top})" if top else "")
+                )
+            more = f" and {len(down) - 3} more" if len(down) > 3 else ""
+            detail += f"; down (> {self.slot_error_budget:.0%} failed): " + "; ".join(shown) + more
+        return Evidence(up / len(slots), detail, load.coverage, load.doubts)
 
 
 class ThroughputCheck(_LoadCheck):

@@ -22,6 +22,7 @@ from kubedrill.core.durations import parse_duration
 from kubedrill.core.errors import ConfigError
 
 __all__ = [
+    "ChaosSettings",
     "ClusterSettings",
     "LoadSettings",
     "PrometheusSettings",
@@ -99,10 +100,11 @@ class LoadSettings:
 @dataclass(frozen=True, slots=True)
 class ReportSettings:
     dir: Path = Path("reports")
-    formats: tuple[Literal["json", "junit", "markdown"], ...] = (
+    formats: tuple[Literal["json", "junit", "markdown", "html"], ...] = (
         "json",
         "junit",
         "markdown",
+        "html",
     )
 
 
@@ -120,6 +122,51 @@ class RunSettings:
     coverage_floor: float = field(default=0.9, metadata=_check(_fraction))
 
 
+def _globs(v: Any) -> str | None:
+    ok = all(0 < len(p) <= 253 and all(c.isalnum() or c in "-._*?" for c in p) for p in v)
+    return None if ok else "a list of names or globs (letters, digits, '-', '.', '_', '*', '?')"
+
+
+def _at_most_one(v: Any) -> str | None:
+    return None if 0 < v <= 1 else "a fraction in (0, 1], e.g. 0.5"
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosSettings:
+    """What chaos may touch and how hard (docs/chaos.md). Nothing is allowed by default:
+    a context, and the nodes for node actions, must be named."""
+
+    # kubeconfig contexts (globs) chaos may act in; empty: none
+    contexts: tuple[str, ...] = field(default=(), metadata=_check(_globs))
+    # namespaces (globs) whose pods and Jobs chaos may touch; empty: the target's namespace
+    namespaces: tuple[str, ...] = field(default=(), metadata=_check(_globs))
+    # nodes (globs) chaos may cordon, drain, silence or saturate; empty: none
+    nodes: tuple[str, ...] = field(default=(), metadata=_check(_globs))
+    # a context or API server whose name looks like production (prod, prd) is refused
+    allow_production: bool = False
+    # at most this share of the pods a selector matches are disrupted at once
+    max_pod_fraction: float = field(default=0.5, metadata=_check(_at_most_one))
+    # at most this share of the cluster's nodes are cordoned or silenced at once
+    max_node_fraction: float = field(default=0.5, metadata=_check(_at_most_one))
+    # the longest one fault may last (a saturation, a drain's hold, a node failure)
+    max_fault_s: float = field(default=600.0, metadata=_check(_positive))
+    # server-side dead-man switch: markers on what chaos changed expire this long after the
+    # fault was due to end, and `kubedrill chaos janitor` undoes them then
+    dead_man_s: float = field(default=300.0, metadata=_check(_positive))
+    # how long a rollback waits for the cluster to be restored (a burner's pods gone, a
+    # silenced node Ready again) before it counts as failed
+    rollback_timeout_s: float = field(default=60.0, metadata=_check(_positive))
+    # node_drain's force mode (deletes instead of evicting, bypassing PDBs) is refused
+    # unless this is true: it exists to prove that PDB-bypass detection works
+    allow_force: bool = False
+    # the intent journal (fsynced before every injection); default
+    # ~/.cache/kubedrill/chaos/journal.jsonl
+    journal: Path | None = None
+    # node_failure on a real cluster: a command run as `<hook> fail|restore <node>`;
+    # without one node_failure works only on kwok nodes (the sandbox)
+    node_failure_hook: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     target: TargetSettings = TargetSettings()
@@ -128,6 +175,7 @@ class Settings:
     load: LoadSettings = LoadSettings()
     report: ReportSettings = ReportSettings()
     run: RunSettings = RunSettings()
+    chaos: ChaosSettings = ChaosSettings()
 
     def redacted(self) -> dict[str, dict[str, Any]]:
         """Plain data for reports, with secrets replaced by ``"***"``."""

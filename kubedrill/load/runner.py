@@ -246,6 +246,25 @@ class LoadRun:
         """This run's windows ingested so far, in time order."""
         return [o.data for o in self.timeline.select(LoadWindow, source=self.source)]
 
+    def wait_flowing(self, timeout_s: float = 30.0, settle_s: float = 1.0) -> float:
+        """Block until requests have completed (a first window with answers is on the
+        timeline), then ``settle_s`` more; returns the seconds since start. Start a phase
+        after this rather than after a guessed sleep: a Locust start slowed by a busy
+        machine would otherwise leave the phase's first seconds without load. Raises
+        ``ActionFailed`` (naming the log) when no request completes in ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.timeline.ingest()
+            if any(w.count > 0 for w in self.windows()):
+                time.sleep(settle_s)
+                return time.monotonic() - self.started
+            if not self.running or time.monotonic() > deadline:
+                raise ActionFailed(
+                    f"load {self.source}: no request completed within {timeout_s:g} s of "
+                    f"its start (log: {self.log_path})"
+                )
+            time.sleep(0.1)
+
     def last(self, seconds: float) -> LoadSummary:
         """Summary of the windows that ended in the last ``seconds`` (mid-run reading)."""
         self.timeline.ingest()

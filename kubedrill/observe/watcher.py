@@ -1,13 +1,15 @@
 """Watch the cluster onto the timeline: one thread per kind, one observation per change.
 
-Only the fields checks and reports use are kept (replicas, readiness, PDB budget, node
-readiness, events), and an object is recorded again only when those fields change.
+Only the fields checks and reports use are kept (:mod:`kubedrill.observe.fields`), and an
+object is recorded again only when those fields change (``server_time`` aside).
 
 Continuity is recorded too: a ``WatchStatus`` ``synced`` mark when a LIST has brought a
-kind up to date (the first one, and each relist after a break), ``lost`` when its watch
-broke, ``stopped`` at the end. Checks read these marks to find spans of unknown state.
-A first LIST that fails (RBAC forbidden, a missing resource) is an error that names the
-verb and the resource: :meth:`ClusterWatcher.wait_synced` raises it.
+kind up to date (the first one, and each relist after a 410), or a broken watch has been
+resumed from its resourceVersion (the server replays what happened meanwhile); ``lost``
+when its watch broke, ``stopped`` at the end, ``unserved`` for an optional kind the
+cluster does not serve (a CRD that is not installed). Checks read these marks to find
+spans of unknown state. A first LIST that fails (RBAC forbidden, a missing resource) is
+an error that names the verb and the resource: :meth:`ClusterWatcher.wait_synced` raises it.
 """
 
 from __future__ import annotations
@@ -15,77 +17,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
-from kubedrill.adapters.kube import KINDS, ApiAdapter, ApiFailed, WatchGone
+from kubedrill.adapters.kube import ApiAdapter, ApiFailed
+from kubedrill.adapters.listwatch import ListWatch
 from kubedrill.core.errors import PreconditionUnmet, truncate
+from kubedrill.observe.fields import SERVER_TIME, extract_fields
 from kubedrill.timeline import Note, ObjectTransition, Scalar, Timeline, WatchStatus
 
 __all__ = ["DEFAULT_KINDS", "ClusterWatcher", "extract_fields"]
 
 DEFAULT_KINDS = (
     "Deployment",
+    "ReplicaSet",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Pod",
     "Node",
     "Event",
+    "ScaledObject",
 )
-
-
-def _condition(obj: Mapping[str, Any], kind: str) -> bool | None:
-    for c in obj.get("status", {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return bool(c.get("status") == "True")
-    return None
-
-
-def extract_fields(kind: str, obj: Mapping[str, Any]) -> dict[str, Scalar]:
-    """The fields of ``obj`` worth a timeline entry, by kind (pure; tested on API JSON)."""
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    if kind == "Deployment":
-        return {
-            "replicas": spec.get("replicas"),
-            "ready_replicas": status.get("readyReplicas") or 0,
-            "available_replicas": status.get("availableReplicas") or 0,
-            "updated_replicas": status.get("updatedReplicas") or 0,
-        }
-    if kind == "HorizontalPodAutoscaler":
-        return {
-            "min_replicas": spec.get("minReplicas"),
-            "max_replicas": spec.get("maxReplicas"),
-            "current_replicas": status.get("currentReplicas"),
-            "desired_replicas": status.get("desiredReplicas"),
-            "able_to_scale": _condition(obj, "AbleToScale"),
-            "scaling_limited": _condition(obj, "ScalingLimited"),
-        }
-    if kind == "PodDisruptionBudget":
-        return {
-            "current_healthy": status.get("currentHealthy"),
-            "desired_healthy": status.get("desiredHealthy"),
-            "disruptions_allowed": status.get("disruptionsAllowed"),
-            "expected_pods": status.get("expectedPods"),
-        }
-    if kind == "Pod":
-        return {
-            "phase": status.get("phase"),
-            "ready": _condition(obj, "Ready"),
-            "node": spec.get("nodeName"),
-            "deleting": bool((obj.get("metadata") or {}).get("deletionTimestamp")),
-        }
-    if kind == "Node":
-        return {"ready": _condition(obj, "Ready"), "unschedulable": bool(spec.get("unschedulable"))}
-    if kind == "Event":
-        involved = obj.get("involvedObject") or {}
-        return {
-            "reason": obj.get("reason"),
-            "type": obj.get("type"),
-            "object": f"{involved.get('kind')}/{involved.get('name')}",
-            "message": str(obj.get("message") or "")[:300],
-        }
-    if kind == "ScaledObject":
-        return {"ready": _condition(obj, "Ready"), "active": _condition(obj, "Active")}
-    raise KeyError(kind)
+# kinds a cluster may not serve (a CRD): not watched, marked ``unserved``; checks that
+# need them are INCONCLUSIVE with that reason
+OPTIONAL_KINDS = frozenset({"ScaledObject"})
 
 
 class ClusterWatcher:
@@ -97,7 +52,7 @@ class ClusterWatcher:
         timeline: Timeline,
         namespace: str | None,
         kinds: Iterable[str] = DEFAULT_KINDS,
-        watch_timeout_s: int = 5,
+        watch_timeout_s: int = 30,
     ) -> None:
         self.adapter = adapter
         self.timeline = timeline
@@ -106,6 +61,7 @@ class ClusterWatcher:
         self.watch_timeout_s = watch_timeout_s
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._loops: list[ListWatch] = []
         self._last: dict[tuple[str, str, str], dict[str, Scalar]] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
@@ -114,19 +70,42 @@ class ClusterWatcher:
 
     def start(self) -> ClusterWatcher:
         for kind in self.kinds:
-            t = threading.Thread(
-                target=self._run, args=(kind,), name=f"kubedrill-watch-{kind}", daemon=True
+            if kind in OPTIONAL_KINDS and not self._served(kind):
+                continue
+            loop = ListWatch(
+                self.adapter,
+                kind,
+                self.namespace,
+                on_sync=partial(self._synced, kind),
+                on_event=partial(self._on_event, kind),
+                on_lost=partial(self._mark, kind, "lost"),
+                on_resumed=partial(self._mark, kind, "synced", "watch resumed"),
+                on_first_error=partial(self._first_list_failed, kind),
+                on_error=partial(self._note, kind),
+                stop=self._stop,
+                timeout_s=self.watch_timeout_s,
             )
-            t.start()
-            self._threads.append(t)
+            self._loops.append(loop)
+            self._threads.append(loop.start(f"kubedrill-watch-{kind}"))
+        if not self._threads or self._pending_sync == 0:
+            self.synced.set()
         return self
+
+    def _served(self, kind: str) -> bool:
+        has_kind = getattr(self.adapter, "has_kind", None)
+        if has_kind is None or has_kind(kind):
+            return True
+        self._mark(kind, "unserved", f"the cluster does not serve {kind} (is its CRD installed?)")
+        with self._lock:
+            self._pending_sync -= 1
+        return False
 
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(self.watch_timeout_s + 10)
+            t.join(self.watch_timeout_s + 15)
         for kind in self.kinds:
-            self.timeline.record(WatchStatus(kind, "stopped"), source="watch")
+            self._mark(kind, "stopped")
 
     def wait_synced(self, timeout_s: float) -> None:
         """Block until every kind has been listed once; raise what kept one from it."""
@@ -148,22 +127,33 @@ class ClusterWatcher:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _mark(self, kind: str, state: str, detail: str = "") -> None:
+        self.timeline.record(WatchStatus(kind, state, detail), source="watch")  # type: ignore[arg-type]
+
+    def _note(self, kind: str, detail: str) -> None:
+        self.timeline.record(Note(f"watch {kind}: {detail}", "warning"), source="watch")
+
+    def _on_event(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        self._record(event, kind, obj)
+
     def _record(self, event: str, kind: str, obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-        fields = extract_fields(kind, obj)
+        whole = len(obj) > 1  # a relist's DELETED carries only the metadata
+        fields = extract_fields(kind, obj) if whole else {}
         key = (kind, ns, name)
+        same = {k: v for k, v in fields.items() if k != SERVER_TIME}
         with self._lock:
-            if event != "DELETED" and self._last.get(key) == fields:
+            if event != "DELETED" and self._last.get(key) == same:
                 return
             if event == "DELETED":
                 self._last.pop(key, None)
             else:
-                self._last[key] = fields
+                self._last[key] = same
         self.timeline.record(ObjectTransition(kind, ns, name, event, fields), source="watch")  # type: ignore[arg-type]
 
-    def _first_list_failed(self, kind: str, e: ApiFailed) -> None:
-        plural = KINDS.get(kind, ("", kind.lower() + "s"))[1]
+    def _first_list_failed(self, kind: str, e: ApiFailed) -> bool:
+        plural = kind.lower() + ("es" if kind.endswith("s") else "s")
         where = f"in namespace {self.namespace}" if self.namespace and kind != "Node" else ""
         if e.status == 403:
             what, fix = (
@@ -180,49 +170,9 @@ class ClusterWatcher:
             f"cannot list {plural} {where}: {what}: {truncate(str(e), 160)}".replace("  ", " "),
             fix,
         )
+        return True
 
-    def _run(self, kind: str) -> None:
-        rv = ""
-        first = True
-        while not self._stop.is_set():
-            try:
-                if not rv:
-                    try:
-                        items, rv = self.adapter.list(kind, self.namespace)
-                    except ApiFailed as e:
-                        if first:
-                            self._first_list_failed(kind, e)
-                            return
-                        raise
-                    self._relisted(kind, items)
-                    self.timeline.record(WatchStatus(kind, "synced"), source="watch")
-                    if first:
-                        first = False
-                        with self._lock:
-                            self._pending_sync -= 1
-                            if self._pending_sync == 0:
-                                self.synced.set()
-                for event, obj in self.adapter.watch(
-                    kind, self.namespace, rv, self.watch_timeout_s
-                ):
-                    if event in ("ADDED", "MODIFIED", "DELETED"):
-                        self._record(event, kind, obj)
-                        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
-                    if self._stop.is_set():
-                        return
-            except WatchGone:
-                self.timeline.record(WatchStatus(kind, "lost", "410 Gone: relisting"), "watch")
-                rv = ""
-            except Exception as e:  # noqa: BLE001 - a watch must not die silently
-                detail = f"{type(e).__name__}: {e}"[:300]
-                if not first:
-                    self.timeline.record(WatchStatus(kind, "lost", detail), source="watch")
-                self.timeline.record(Note(f"watch {kind}: {detail}", "warning"), source="watch")
-                if self._stop.wait(1.0):
-                    return
-                rv = ""
-
-    def _relisted(self, kind: str, items: list[dict[str, Any]]) -> None:
+    def _synced(self, kind: str, items: list[dict[str, Any]]) -> None:
         """Record a LIST: every object as ADDED (unchanged ones are skipped), and objects
         known before but absent now as DELETED (they went while the watch was down)."""
         seen = set()
@@ -234,3 +184,10 @@ class ClusterWatcher:
             gone = [k for k in self._last if k[0] == kind and k not in seen]
         for _, ns, name in gone:
             self._record("DELETED", kind, {"metadata": {"namespace": ns, "name": name}})
+        self._mark(kind, "synced")
+        first = [lw for lw in self._loops if lw.kind == kind and lw.lists == 1]
+        if first:
+            with self._lock:
+                self._pending_sync -= 1
+                if self._pending_sync == 0:
+                    self.synced.set()

@@ -3,18 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import json
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 from kubedrill.adapters.prom import PrometheusClient, PrometheusUnavailable
-from kubedrill.checks import Check, CheckResult, expect
+from kubedrill.chaos import Action, Chaos, Fault
+from kubedrill.chaos.ctk import CtkRun
+from kubedrill.checks import Check, CheckResult, Evidence, RolledBackCheck, expect
 from kubedrill.core.errors import ConfigError
 from kubedrill.core.settings import Settings
+from kubedrill.core.thresholds import parse_threshold
+from kubedrill.core.types import Verdict, Window
 from kubedrill.load import LoadRun, LoadSpec
-from kubedrill.timeline import Note, Payload, Timeline
+from kubedrill.timeline import Attachment, Note, Payload, Timeline
 
 __all__ = ["Drill"]
+
+
+class _CtkOutcome(Check):
+    """``chaostoolkit_failures == 0``: the experiment completed without a deviation or a
+    failed activity (read from its journal, not from ``chaos``'s exit code)."""
+
+    kind = "chaostoolkit"
+
+    def __init__(self, name: str, run: CtkRun) -> None:
+        super().__init__(
+            parse_threshold("chaostoolkit_failures == 0"),
+            None,
+            f"Chaos Toolkit experiment {name} succeeded",
+        )
+        self.run = run
+
+    def measure(self, timeline: Timeline, window: Window) -> Evidence:
+        bad = 0 if self.run.ok else max(1, len(self.run.failed))
+        return Evidence(float(bad), self.run.reason, verdict=None if self.run.ok else Verdict.FAIL)
 
 
 class Drill:
@@ -23,9 +49,10 @@ class Drill:
     def __init__(self, scenario_id: str, settings: Settings, timeline: Timeline | None = None):
         self.scenario_id = scenario_id
         self.settings = settings
-        self.timeline = timeline or Timeline()
+        self.timeline = timeline if timeline is not None else Timeline()
         self._checks: list[Check] = []
         self._results: list[CheckResult] | None = None
+        self._chaos: Chaos | None = None
 
     # ------------------------------------------------------------ claims
     def add(self, check: Check) -> Check:
@@ -91,6 +118,81 @@ class Drill:
                 "load.max_duration_s", "duration", f"at most {cfg.max_duration_s:g} s", duration
             )
         return LoadRun(LoadSpec(url=url, duration=duration, **spec), self.timeline)
+
+    # ------------------------------------------------------------ chaos
+    def chaos(self, action: Action, dry_run: bool | None = None) -> Fault:
+        """A fault on this scenario's timeline, rolled back however the block ends::
+
+            with drill.chaos(PodKill(selector="app=web", count=1)):
+                time.sleep(drill.seconds(30))
+
+        The first call opens a chaos session on the run's cluster: it checks the context
+        against ``chaos.contexts`` and undoes what earlier, killed runs left. It also adds
+        the claim that every fault was rolled back (``faults_not_rolled_back == 0``)."""
+        if self._chaos is None:
+            import sys
+
+            from kubedrill.adapters.kube import KubeAdapter
+
+            adapter = KubeAdapter.from_settings(self.settings.cluster)
+            self._chaos = Chaos(
+                adapter, self.settings, self.timeline, say=lambda m: print(m, file=sys.stderr)
+            )
+            self._chaos.reconcile()
+            self._rollback_claim()
+        return self._chaos.fault(action, dry_run=self.dry_run if dry_run is None else dry_run)
+
+    def chaos_toolkit(
+        self,
+        experiment: str | Path,
+        var: Mapping[str, str] | None = None,
+        timeout_s: float = 900.0,
+    ) -> CtkRun:
+        """Run a Chaos Toolkit experiment with ``chaos run`` in its own process (it blocks;
+        start load first). Its markers and notes land on this scenario's timeline, its CTK
+        journal is attached to the report, and the claims that every fault was rolled back
+        and that the experiment succeeded are added (``CtkRun.ok``: completed, no deviation,
+        no failed activity — ``chaos`` itself exits 0 when an action fails)."""
+        from kubedrill.chaos.ctk import run_experiment, settings_env
+
+        self._rollback_claim()
+        path = Path(experiment)
+        workdir = Path(tempfile.mkdtemp(prefix="kubedrill-ctk-"))
+        run = run_experiment(
+            path,
+            settings_env(self.settings),
+            self.timeline,
+            workdir,
+            timeout_s=timeout_s,
+            var=var,
+        )
+        text = json.dumps(run.journal, indent=1, default=str) if run.journal else ""
+        self.timeline.record(
+            Attachment(f"Chaos Toolkit journal: {path.name}", "application/json", text[: 1 << 20]),
+            source="chaostoolkit",
+        )
+        self.timeline.record(
+            Note(
+                run.reason if not run.ok else f"chaostoolkit: {path.name}: {run.status}",
+                "info" if run.ok else "error",
+            ),
+            source="chaostoolkit",
+        )
+        self.add(_CtkOutcome(path.name, run))
+        return run
+
+    def _rollback_claim(self) -> None:
+        if not any(isinstance(c, RolledBackCheck) for c in self._checks):
+            self.add(
+                RolledBackCheck(
+                    expect("faults_not_rolled_back == 0").threshold, None, "every fault rolled back"
+                )
+            )
+
+    def close(self) -> None:
+        """Roll back any fault still active (the plugin calls this in teardown)."""
+        if self._chaos is not None:
+            self._chaos.close()
 
     # ------------------------------------------------------------ run knobs
     @property

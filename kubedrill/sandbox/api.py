@@ -1,97 +1,28 @@
-"""Talk to the sandbox's API server: raw HTTPS with the admin certificate (stdlib only) for
-polling, and the built kubectl for applying manifests. No ``kubernetes`` import here; the
-engine's kube adapter is the only module allowed that.
+"""The sandbox's side of talking to its API server: the engine's kube adapter (one client
+for all of kubedrill) for requests, and the built kubectl for applying manifests.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubedrill.adapters.kube import ApiFailed, KubeAdapter
 from kubedrill.core.errors import ActionFailed, truncate
 
-__all__ = ["ApiClient", "ApiError", "Kubectl", "condition"]
+__all__ = ["Kubectl", "api_ready", "condition"]
 
 
-class ApiError(ActionFailed):
-    def __init__(self, what: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(what)
-
-
-@dataclass(frozen=True)
-class ApiClient:
-    """Requests to https://127.0.0.1:<port> authenticated by the cluster's admin cert."""
-
-    server: str
-    ca: Path
-    cert: Path
-    key: Path
-    timeout_s: float = 5.0
-
-    def _context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.ca))
-        ctx.load_cert_chain(str(self.cert), str(self.key))
-        return ctx
-
-    def request_text(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        content_type: str = "application/json",
-    ) -> str:
-        url = self.server + path
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = content_type
-        req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
-        try:
-            with urllib.request.urlopen(  # noqa: S310 - fixed https URL on loopback
-                req, timeout=self.timeout_s, context=self._context()
-            ) as resp:
-                return str(resp.read().decode("utf-8", errors="replace"))
-        except urllib.error.HTTPError as e:
-            text = e.read().decode("utf-8", errors="replace")
-            raise ApiError(f"{method} {path}: HTTP {e.code}: {truncate(text)}", e.code) from None
-        except (OSError, ssl.SSLError) as e:
-            raise ApiError(f"{method} {path}: {e}") from None
-
-    def get_text(self, path: str) -> str:
-        return self.request_text("GET", path)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any]:
-        doc = json.loads(self.request_text(method, path, body, content_type) or "{}")
-        if not isinstance(doc, dict):
-            raise ApiError(f"{method} {path}: expected a JSON object")
-        return doc
-
-    def patch(self, path: str, body: object, strategic: bool = True) -> dict[str, Any]:
-        kind = "strategic-merge-patch" if strategic else "merge-patch"
-        return self.request("PATCH", path, body, f"application/{kind}+json")
-
-    def get(self, path: str) -> dict[str, Any]:
-        return self.request("GET", path)
-
-    def ready(self) -> bool:
-        try:
-            return self.get_text("/readyz") == "ok"
-        except ApiError:
-            return False
+def api_ready(api: KubeAdapter) -> bool:
+    """The API server answers ``/readyz`` with ``ok``."""
+    try:
+        return api.raw("/readyz") == "ok"
+    except ApiFailed:
+        return False
 
 
 def condition(obj: dict[str, Any], kind: str) -> str | None:

@@ -91,6 +91,9 @@ def kwokctl_config(
         "metricsServerPort": ports.metrics_server,
         "prometheusPort": ports.prometheus,
         "etcdQuotaBackendSize": "2Gi",
+        # kwok serves the kubelet's /containerLogs from Logs objects, which the pod runner
+        # writes for process-backed pods: `kubectl logs` works (kubeletlogs.py)
+        "enableCRDs": ["Logs"],
     }
     patches = [
         {

@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubedrill.sandbox.kubeletlogs import LogPump, cri_log_path
 from kubedrill.sandbox.podspec import Probe, ProcessSpec, expand, pod_ip
 
 __all__ = ["POD_MARKER_ENV", "PodProcess", "cpu_and_rss_by_group", "probe_once"]
@@ -100,6 +101,8 @@ class PodProcess:
     _next_probe: float = 0.0
     _probe: Future[bool] | None = None
     _cpu_mark: tuple[float, float] | None = None
+    pump: LogPump | None = None
+    crash_seen: str = ""  # the last value of the crash annotation acted on
 
     @property
     def ip(self) -> str:
@@ -141,8 +144,8 @@ class PodProcess:
                     argv,
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+                    stdout=subprocess.PIPE,  # to the plain and the CRI log: kubeletlogs.py
+                    stderr=subprocess.PIPE,
                     start_new_session=True,  # own process group: signalled as one
                     cwd=self.log_path.parent,
                 )
@@ -151,12 +154,20 @@ class PodProcess:
                 self.proc = None
                 self.last_exit = (127, time.time(), time.time())
                 return
+        self.pump = LogPump(self.log_path, self.cri_log(self.restart_count))
+        self.pump.start({"stdout": self.proc.stdout, "stderr": self.proc.stderr})
         self.started_wall = time.time()
         self.ready = False
         self._ok_streak = self._fail_streak = 0
+        # a probe still in flight was sent to the previous process: its answer (often "ok",
+        # sent just before a crash) must not make this one Ready
+        self._probe = None
         delay = self.spec.readiness.initial_delay_s if self.spec.readiness else 0.0
         self._next_probe = time.monotonic() + delay
         self._cpu_mark = None
+
+    def cri_log(self, restart: int) -> Path:
+        return cri_log_path(self.log_path.parent, self.spec.container, restart)
 
     def check_exit(self) -> int | None:
         """The exit code if the process has just ended (recorded once), else None."""
@@ -165,6 +176,8 @@ class PodProcess:
         code = self.proc.poll()
         if code is None:
             return None
+        if self.pump is not None:  # its log complete before its status says terminated
+            self.pump.wait()
         if code < 0:  # killed by a signal: report it as a container runtime does
             code = 128 - code
         self.last_exit = (code, self.started_wall, time.time())
@@ -249,6 +262,12 @@ class PodProcess:
             self.check_exit()
             return True
         return False
+
+    def crash(self) -> None:
+        """A container crash: SIGKILL to the process group; the supervisor sees exit 137
+        and restarts it as ``restartPolicy`` says, the pod stays."""
+        self.ready = False
+        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         if self.proc is None or self.proc.poll() is not None:

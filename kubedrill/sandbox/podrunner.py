@@ -32,12 +32,15 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubedrill.sandbox.api import ApiClient, ApiError
+from kubedrill.adapters.kube import ApiFailed, KubeAdapter
+from kubedrill.adapters.listwatch import ListWatch
 from kubedrill.sandbox.config import SandboxPaths
+from kubedrill.sandbox.kubeletlogs import logs_doc
 from kubedrill.sandbox.podproc import POD_MARKER_ENV, PodProcess, cpu_and_rss_by_group
 from kubedrill.sandbox.podspec import (
     GPU_DEVICES_ANNOTATION,
@@ -55,16 +58,53 @@ from kubedrill.sandbox.svcproxy import ServiceProxy
 __all__ = ["LOCAL_URL_ANNOTATION", "Runner", "main"]
 
 LOCAL_URL_ANNOTATION = "kubedrill.io/local-url"
-_POLL_S = 0.5
+# a new value (any nonce) SIGKILLs the pod's process, which restarts by restartPolicy: the
+# "container crash" of kubedrill's pod_kill action (kubedrill/chaos/pod_kill.py)
+CRASH_ANNOTATION = "sandbox.kubedrill.io/crash"
+_POLL_S = 0.5  # process exits and readiness probes: local work, no API request
 _USAGE_S = 2.0
-_SERVICES_S = 1.0
+_SERVICES_S = 10.0  # a full service sync without a change seen, as a safety net
+
+
+class Cache:
+    """Objects of one kind kept current by a list+watch (a small informer): the runner
+    reads them instead of listing every tick, and ``wake`` tells it something changed."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+        self.synced = threading.Event()
+        self.wake = wake
+
+    @staticmethod
+    def key(obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        return f"{meta.get('namespace')}/{meta.get('name')}"
+
+    def replace(self, items: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.items = {self.key(o): o for o in items}
+        self.synced.set()
+        self.wake.set()
+
+    def apply(self, event: str, obj: Mapping[str, Any]) -> None:
+        with self.lock:
+            if event == "DELETED":
+                self.items.pop(self.key(obj), None)
+            else:
+                self.items[self.key(obj)] = dict(obj)
+        self.wake.set()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.items.values())
 
 
 class Runner:
     def __init__(self, state: State) -> None:
         self.state = state
         self.paths = state.paths
-        self.api: ApiClient = state.api()
+        self.api: KubeAdapter = state.api()
         self.events = Events(self.api)
         self.pods: dict[str, PodProcess] = {}  # "ns/name" -> process
         self.failed_specs: set[str] = set()  # uids already reported as unrunnable
@@ -76,6 +116,9 @@ class Runner:
         self.proxy = ServiceProxy()
         self.http = RunnerHttp(state, self.gpu_nodes)
         self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.pod_cache, self.svc_cache, self.slice_cache = (Cache(self.wake) for _ in range(3))
+        self._services_dirty = True
         self._next_usage = 0.0
         self._next_services = 0.0
         self._published: dict[str, str] = {}
@@ -87,25 +130,51 @@ class Runner:
 
     # -- the loop ---------------------------------------------------------------
 
+    def _watch(self, kind: str, cache: Cache, label_selector: str | None = None) -> None:
+        def changed(event: str, obj: Mapping[str, Any]) -> None:
+            cache.apply(event, obj)
+            if cache is not self.pod_cache:
+                self._services_dirty = True
+
+        def listed(items: list[dict[str, Any]]) -> None:
+            cache.replace(items)
+            self._services_dirty = True
+
+        ListWatch(
+            self.api, kind, None,
+            on_sync=listed, on_event=changed,
+            on_first_error=lambda _e: False,  # keep trying: the runner starts with the API
+            on_error=lambda d: print(f"pod-runner: watch {kind}: {d}", file=sys.stderr, flush=True),
+            stop=self.stopping, timeout_s=60, label_selector=label_selector,
+        ).start(f"pod-runner-watch-{kind}")  # fmt: skip
+
     def run(self) -> None:
         self.http.start()
         self._write_dcgm_targets()
+        self._watch("Pod", self.pod_cache, f"{PROCESS_LABEL}=true")
+        self._watch("Service", self.svc_cache)
+        self._watch("EndpointSlice", self.slice_cache)
         while not self.stopping.is_set():
             t0 = time.monotonic()
+            self.wake.clear()
             try:
                 self.tick()
-            except ApiError as e:
+            except ApiFailed as e:
                 print(f"pod-runner: {e}", file=sys.stderr, flush=True)
             except Exception:  # noqa: BLE001 - a kubelet outlives a bad tick; logged, retried
                 traceback.print_exc(file=sys.stderr)
                 sys.stderr.flush()
-            self.stopping.wait(max(0.05, _POLL_S - (time.monotonic() - t0)))
+            # a watched change wakes the loop at once; otherwise it supervises at _POLL_S
+            self.wake.wait(max(0.02, _POLL_S - (time.monotonic() - t0)))
+            if self.stopping.is_set():
+                break
         self.shutdown()
 
     def tick(self) -> None:
-        listed = self.api.get(f"/api/v1/pods?labelSelector={PROCESS_LABEL}%3Dtrue")
+        if not self.pod_cache.synced.is_set():
+            return
         seen: set[str] = set()
-        for pod in listed.get("items") or []:
+        for pod in self.pod_cache.snapshot():
             key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
             seen.add(key)
             self._reconcile(key, pod)
@@ -118,7 +187,8 @@ class Runner:
             self._next_usage = now + _USAGE_S
             self._report_usage()
             self._write_pod_targets()
-        if now >= self._next_services:
+        if (self._services_dirty and self.svc_cache.synced.is_set()) or now >= self._next_services:
+            self._services_dirty = False
             self._next_services = now + _SERVICES_S
             self._sync_services()
 
@@ -132,6 +202,11 @@ class Runner:
         if meta.get("deletionTimestamp"):
             self._delete(key, pod, pp)
             return
+        crash = str((meta.get("annotations") or {}).get(CRASH_ANNOTATION) or "")
+        if pp is not None and crash and crash != pp.crash_seen:  # a new crash request
+            pp.crash_seen = crash
+            self.events.pod(pod, "Killing", "container crash injected (SIGKILL)", warning=True)
+            pp.crash()
         if pp is not None or not node or node not in self.nodes:
             return
         phase = (pod.get("status") or {}).get("phase")
@@ -157,15 +232,18 @@ class Runner:
         port = free_ports(1)[0]
         log = self.paths.dir / "pods" / ps.key.namespace / ps.key.name / f"{ps.container}.log"
         pp = PodProcess(ps, port, devices, ledger, log, self.base_env, str(self.paths.dir))
+        # a crash asked for before this process existed is not a crash of it
+        pp.crash_seen = str((pod["metadata"].get("annotations") or {}).get(CRASH_ANNOTATION) or "")
         self.pods[key] = pp
         if devices:
             self._write_assignments(ps.node)
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(ApiFailed):
                 self.api.patch(
-                    ps.key.path,
+                    "Pod", ps.key.namespace, ps.key.name,
                     {"metadata": {"annotations": {GPU_DEVICES_ANNOTATION: ",".join(devices)}}},
-                )
+                )  # fmt: skip
         pp.start()
+        self._publish_logs(pp)
         if pp.proc is None:
             self.events.pod(pod, "Failed", f"could not start {ps.command[0]!r}", warning=True)
         else:
@@ -220,6 +298,7 @@ class Runner:
         if pp.proc is None and not pp.finished and time.monotonic() >= pp.backoff_until:
             pp.restart_count += 1
             pp.start()
+            self._publish_logs(pp)
             self._patch_status(pp)
             return
         changed = pp.poll_readiness(self.pool)
@@ -228,10 +307,19 @@ class Runner:
                 self.events.pod_key(pp, "Unhealthy", "Readiness probe failed", True)
             self._patch_status(pp)
 
+    def _publish_logs(self, pp: PodProcess) -> None:
+        """kwok's Logs object for the pod: `pods/log` through the API server (kubeletlogs)."""
+        k, n = pp.spec.key, pp.restart_count
+        doc = logs_doc(k.namespace, k.name, k.uid, pp.spec.container, pp.cri_log(n),
+                       pp.cri_log(n - 1) if n > 0 else None)  # fmt: skip
+        with contextlib.suppress(ApiFailed):  # KindNotServed: a sandbox made before Logs
+            self.api.apply(doc)
+
     def _patch_status(self, pp: PodProcess) -> None:
         try:
-            self.api.patch(pp.spec.key.path + "/status", status_patch(pp), strategic=False)
-        except ApiError as e:
+            k = pp.spec.key
+            self.api.patch("Pod", k.namespace, k.name, status_patch(pp), "merge", "status")
+        except ApiFailed as e:
             if e.status != 404:
                 raise
 
@@ -245,7 +333,7 @@ class Runner:
             # Out of the Service proxies first, then SIGTERM. A real cluster does both at
             # about the same time (kube-proxy often a second later): see docs/sandbox.md.
             pp.terminating_until = time.monotonic() + grace_s
-            with contextlib.suppress(ApiError):
+            with contextlib.suppress(ApiFailed):
                 self._sync_services()
             pp.terminate(grace_s)
             self._patch_status(pp)
@@ -254,13 +342,10 @@ class Runner:
         if pp is not None:
             self._release(pp)
             self.pods.pop(key, None)
-        body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta.get("uid")}}
-        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
-        try:
-            self.api.request("DELETE", path, body)
-        except ApiError as e:
-            if e.status not in (404, 409):
-                raise
+        # gone already, or a new pod by that name (the uid precondition): False, fine
+        self.api.delete(
+            "Pod", meta["namespace"], meta["name"], grace_period_s=0, uid=str(meta.get("uid"))
+        )
 
     def _forget(self, key: str, pp: PodProcess, grace_s: float) -> None:
         pp.terminate(grace_s)
@@ -285,8 +370,9 @@ class Runner:
             }
             if note == pp.usage_sent:  # an idle pod: no write, no watch event for anyone
                 continue
-            with contextlib.suppress(ApiError):
-                self.api.patch(pp.spec.key.path, {"metadata": {"annotations": note}})
+            with contextlib.suppress(ApiFailed):
+                k = pp.spec.key
+                self.api.patch("Pod", k.namespace, k.name, {"metadata": {"annotations": note}})
                 pp.usage_sent = note
 
     def _write_pod_targets(self) -> None:
@@ -320,8 +406,8 @@ class Runner:
         write_json(self.paths.dir / "prometheus" / "dcgm.json", targets)
 
     def _sync_services(self) -> None:
-        services = self.api.get("/api/v1/services").get("items") or []
-        slices = self.api.get("/apis/discovery.k8s.io/v1/endpointslices").get("items") or []
+        services = self.svc_cache.snapshot()
+        slices = self.slice_cache.snapshot()
         ready: dict[str, list[int]] = {}
         for sl in slices:
             meta = sl["metadata"]
@@ -351,11 +437,11 @@ class Runner:
             have = (s["metadata"].get("annotations") or {}).get(LOCAL_URL_ANNOTATION)
             if url is not None and have != url:
                 ns, name = key.split("/", 1)
-                with contextlib.suppress(ApiError):
+                with contextlib.suppress(ApiFailed):
                     self.api.patch(
-                        f"/api/v1/namespaces/{ns}/services/{name}",
+                        "Service", ns, name,
                         {"metadata": {"annotations": {LOCAL_URL_ANNOTATION: url}}},
-                    )
+                    )  # fmt: skip
         if urls != self._published:
             write_json(self.paths.dir / "services.json", urls)
             self._published = urls

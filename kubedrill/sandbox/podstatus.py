@@ -6,7 +6,7 @@ import contextlib
 import time
 from typing import Any
 
-from kubedrill.sandbox.api import ApiClient, ApiError
+from kubedrill.adapters.kube import ApiFailed, KubeAdapter
 from kubedrill.sandbox.podproc import PodProcess
 from kubedrill.sandbox.podspec import rfc3339
 
@@ -85,7 +85,7 @@ class Events:
     """Pod events under the kubelet's name, so `kubectl describe` and the cluster watcher
     see them. Best effort: an event that cannot be written is dropped."""
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: KubeAdapter) -> None:
         self.api = api
 
     def pod(self, pod: dict[str, Any], reason: str, message: str, warning: bool = False) -> None:
@@ -122,5 +122,5 @@ class Events:
             "lastTimestamp": now,
             "count": 1,
         }
-        with contextlib.suppress(ApiError):
-            self.api.request("POST", f"/api/v1/namespaces/{ns}/events", body)
+        with contextlib.suppress(ApiFailed):
+            self.api.create(body, ns)

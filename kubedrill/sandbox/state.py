@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubedrill.adapters.kube import ApiFailed, KubeAdapter
 from kubedrill.sandbox.addons import ADDON_APISERVICES, ADDON_COMPONENTS, AddonPorts
-from kubedrill.sandbox.api import ApiClient, ApiError, Kubectl, condition
+from kubedrill.sandbox.api import Kubectl, api_ready, condition
 from kubedrill.sandbox.config import SandboxConfig, SandboxPaths
 from kubedrill.sandbox.manifests import SANDBOX_LABEL, ControlPlanePorts
 from kubedrill.sandbox.procs import alive, read_pid
@@ -66,9 +67,13 @@ class State:
             out += [(c, False) for c in ADDON_COMPONENTS[addon]]
         return out
 
-    def api(self) -> ApiClient:
+    def api(self) -> KubeAdapter:
+        """The engine's kube adapter on this sandbox, as its admin (short timeouts: the
+        sandbox's own probes ask often and must not hang)."""
         pki = self.paths.pki
-        return ApiClient(self.api_url, pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+        return KubeAdapter.from_certificates(
+            self.api_url, pki / "ca.crt", pki / "admin.crt", pki / "admin.key"
+        )
 
     def kubectl(self) -> Kubectl:
         return Kubectl(self.bins["kubectl"], self.paths.kubeconfig)
@@ -152,20 +157,20 @@ class Health:
         return [c.name for c in self.components if not c.ready]
 
 
-def _apiservice(api: ApiClient, name: str) -> tuple[bool, str]:
+def _apiservice(api: KubeAdapter, name: str) -> tuple[bool, str]:
     try:
-        obj = api.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{name}")
-    except ApiError as e:
+        obj = api.get("APIService", None, name) or {}
+    except ApiFailed as e:
         return False, f"{name}: {e}"
     status = condition(obj, "Available")
     return status == "True", f"{name} Available={status}"
 
 
-def _functional_checks(state: State, api: ApiClient) -> dict[str, Callable[[], tuple[bool, str]]]:
+def _functional_checks(state: State, api: KubeAdapter) -> dict[str, Callable[[], tuple[bool, str]]]:
     p = state.ports
     checks: dict[str, Callable[[], tuple[bool, str]]] = {
         "etcd": lambda: (http_ok(f"http://127.0.0.1:{p.etcd}/health"), "/health"),
-        "kube-apiserver": lambda: (api.ready(), f"{state.api_url}/readyz"),
+        "kube-apiserver": lambda: (api_ready(api), f"{state.api_url}/readyz"),
         "kube-controller-manager": lambda: (
             http_ok(f"https://127.0.0.1:{p.controller_manager}/healthz"),
             "/healthz",
@@ -193,12 +198,12 @@ def _functional_checks(state: State, api: ApiClient) -> dict[str, Callable[[], t
     return checks
 
 
-def _all_apiservices(api: ApiClient, names: tuple[str, ...]) -> tuple[bool, str]:
+def _all_apiservices(api: KubeAdapter, names: tuple[str, ...]) -> tuple[bool, str]:
     results = [_apiservice(api, n) for n in names]
     return all(ok for ok, _ in results), "; ".join(d for _, d in results)
 
 
-def check_component(state: State, name: str, managed: bool, api: ApiClient) -> ComponentHealth:
+def check_component(state: State, name: str, managed: bool, api: KubeAdapter) -> ComponentHealth:
     paths = state.paths
     pid = read_pid(paths.pid_file(name, managed))
     running = alive(pid, str(paths.dir))
@@ -215,10 +220,10 @@ def check_health(state: State) -> Health:
     for name, managed in state.components():
         health.components.append(check_component(state, name, managed, api))
     try:
-        nodes = api.get(f"/api/v1/nodes?labelSelector={SANDBOX_LABEL}%3D{state.config.name}")
-    except ApiError:
+        items, _ = api.list("Node", None, label_selector=f"{SANDBOX_LABEL}={state.config.name}")
+    except ApiFailed:
         return health
-    for node in nodes.get("items") or []:
+    for node in items:
         health.nodes_total += 1
         if condition(node, "Ready") == "True":
             health.nodes_ready += 1

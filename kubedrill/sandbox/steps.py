@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from kubedrill.adapters.kube import ApiFailed
 from kubedrill.sandbox.addons import addon_manifests, addon_processes, prepare_certs
-from kubedrill.sandbox.api import ApiError, condition
+from kubedrill.sandbox.api import condition
 from kubedrill.sandbox.binaries import keda_crd_dir, metrics_server_manifests
 from kubedrill.sandbox.config import SandboxPaths
 from kubedrill.sandbox.manifests import audit_policy, kwokctl_config
@@ -135,18 +136,16 @@ def apiservices_available(state: State, names: tuple[str, ...]) -> bool:
     api = state.api()
     try:
         return all(
-            condition(api.get(f"/apis/apiregistration.k8s.io/v1/apiservices/{n}"), "Available")
-            == "True"
-            for n in names
+            condition(api.get("APIService", None, n) or {}, "Available") == "True" for n in names
         )
-    except ApiError:
+    except ApiFailed:
         return False
 
 
 def nodes_ready(state: State) -> bool:
     try:
-        items = state.api().get("/api/v1/nodes").get("items") or []
-    except ApiError:
+        items, _ = state.api().list("Node", None)
+    except ApiFailed:
         return False
     return bool(items) and all(condition(n, "Ready") == "True" for n in items)
 
@@ -154,8 +153,8 @@ def nodes_ready(state: State) -> bool:
 def crds_established(state: State, directory: Path) -> bool:
     api = state.api()
     try:
-        crds = api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").get("items") or []
-    except ApiError:
+        crds, _ = api.list("CustomResourceDefinition", None)
+    except ApiFailed:
         return False
     names = {c["metadata"]["name"] for c in crds if condition(c, "Established") == "True"}
     wanted = {

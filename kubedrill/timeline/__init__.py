@@ -2,7 +2,9 @@
 
 from kubedrill.timeline.payloads import (
     BUILTIN_PAYLOADS,
+    Attachment,
     ChaosMarker,
+    Eviction,
     LoadOutcome,
     LoadWindow,
     MetricSample,
@@ -18,7 +20,9 @@ from kubedrill.timeline.store import Observation, SpoolWriter, Timeline, Timelin
 
 __all__ = [
     "BUILTIN_PAYLOADS",
+    "Attachment",
     "ChaosMarker",
+    "Eviction",
     "LoadOutcome",
     "LoadWindow",
     "MetricSample",

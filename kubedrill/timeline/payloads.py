@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 __all__ = [
     "BUILTIN_PAYLOADS",
     "ChaosMarker",
+    "Eviction",
     "LoadOutcome",
     "LoadWindow",
     "MetricSample",
@@ -98,12 +99,14 @@ class LoadWindow(Payload):
 
 @dataclass(frozen=True, slots=True)
 class ChaosMarker(Payload):
-    """A chaos action's life: journaled → injected → rolled_back (or failed)."""
+    """A chaos action's life: journaled → injected → rolled_back (or failed: the undo did
+    not work); refused (nothing was written); leftover (found at a start or by cleanup,
+    left by an earlier run, then rolled_back or failed)."""
 
     kind: ClassVar[str] = "chaos"
     action: str
     target: str
-    stage: Literal["journaled", "injected", "rolled_back", "failed", "refused"]
+    stage: Literal["journaled", "injected", "rolled_back", "failed", "refused", "leftover"]
     detail: str = ""
 
 
@@ -158,13 +161,40 @@ class LoadOutcome(Payload):
 class WatchStatus(Payload):
     """Continuity of the cluster watch of one kind: ``synced`` when a LIST (the first, or a
     relist after a break) has brought the recorded state up to date, ``lost`` when the
-    watch broke, ``stopped`` when watching ended. Between ``lost`` and the next ``synced``
-    the timeline may have missed changes of that kind."""
+    watch broke, ``stopped`` when watching ended, ``unserved`` when the cluster does not
+    serve the kind (a CRD that is not installed). Between ``lost`` and the next ``synced``
+    the timeline may have missed changes of that kind, or recorded them late."""
 
     kind: ClassVar[str] = "watch"
     api_kind: str
-    state: Literal["synced", "lost", "stopped"]
+    state: Literal["synced", "lost", "stopped", "unserved"]
     detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction(Payload):
+    """One request to the Eviction API and its answer: ``evicted``, ``refused`` (HTTP 429:
+    a PodDisruptionBudget held; ``detail`` is the server's reason, naming the budget) or
+    ``failed`` (any other error). Recorded by whoever evicts (a drain), so disruption
+    checks can count refusals and tell evictions from plain deletes."""
+
+    kind: ClassVar[str] = "k8s.eviction"
+    namespace: str
+    pod: str
+    outcome: Literal["evicted", "refused", "failed"]
+    detail: str = ""
+    by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment(Payload):
+    """A document a scenario attaches to its report (a Chaos Toolkit journal): shown in
+    the HTML report under the scenario, kept whole in the JSON."""
+
+    kind: ClassVar[str] = "attachment"
+    name: str
+    media_type: str
+    content: str
 
 
 BUILTIN_PAYLOADS: tuple[type[Payload], ...] = (
@@ -176,6 +206,8 @@ BUILTIN_PAYLOADS: tuple[type[Payload], ...] = (
     Note,
     LoadOutcome,
     WatchStatus,
+    Eviction,
+    Attachment,
 )
 
 P = TypeVar("P", bound=Payload)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def kubedrill(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kubedrill.cli", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
 
 

@@ -24,6 +24,6 @@ def test_evidence_case(case: Case, tmp_path: Path, request: pytest.FixtureReques
     if case.broken:
         assert not result.passed_any, f"false PASS: {detail}"
         assert not result.missing_figures, f"reasons lack figures: {detail}"
-        assert result.returncode in case.exit_codes, detail
+        assert result.returncode in result.expected_exit_codes, detail
     else:
         assert result.verdict == "PASS" and result.returncode == 0, detail

@@ -96,3 +96,23 @@ def test_drill_uses_the_configured_prometheus(prom: LocalPrometheus) -> None:
         time.sleep(1.5)
     (r,) = d.evaluate()
     assert r.verdict is Verdict.PASS, r.reason
+
+
+def test_the_sampler_puts_named_queries_on_the_timeline_and_notes_a_bad_one(
+    prom: LocalPrometheus,
+) -> None:
+    from kubedrill.observe import PromSampler
+    from kubedrill.timeline import Note
+
+    tl = Timeline()
+    queries = {"up": 'up{job="self"}', "typo": "up{job=", "none": "no_such_metric_total"}
+    with PromSampler(_client(prom.url), queries, tl, step_s=0.5), tl.phase("sampled"):
+        time.sleep(2.2)
+    ups = [o for o in tl.select(MetricSample) if o.data.name == "up"]
+    assert len(ups) >= 3 and all(o.data.value == 1.0 and o.source == "prometheus" for o in ups)
+    assert ups[0].data.labels["job"] == "self"
+    assert not [o for o in tl.select(MetricSample) if o.data.name != "up"]
+    notes = [o.data.text for o in tl.select(Note)]
+    assert len(notes) == 1 and "sampler typo" in notes[0], notes  # once, not every step
+    r = expect("value >= 1", phase="sampled", metric="up").evaluate(tl)
+    assert r.verdict is Verdict.PASS, r.reason

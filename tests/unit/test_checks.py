@@ -170,6 +170,26 @@ def test_availability_counts_slots() -> None:
     assert r.value == pytest.approx(0.9) and r.verdict is Verdict.FAIL
 
 
+def test_availability_ignores_a_window_in_which_nothing_was_due() -> None:
+    """A load run ends with a sliver of a window that nothing was scheduled into; it is
+    not a slot in which the service was down."""
+    tl = phased(("inject", 0, 11))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 20), t=s + 1)
+    tl.record(window(10, [], intended=0), t=11)
+    r = expect("availability >= 0.995", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.PASS and "10 of 10 slots up" in r.reason, r.reason
+
+
+def test_availability_names_the_down_slots_and_why() -> None:
+    tl = phased(("inject", 0, 10))
+    for s in range(10):
+        tl.record(window(s, [5.0] * 20, errors=3 if s == 4 else 0), t=s + 1)
+    r = expect("availability >= 0.995", phase="inject").evaluate(tl)
+    assert r.verdict is Verdict.FAIL
+    assert "+4 s: 3 of 20 failed (http_500x3)" in r.reason, r.reason
+
+
 def test_throughput() -> None:
     tl = phased(("inject", 0, 10))
     for s in range(10):

@@ -84,3 +84,12 @@ def test_remote_workers_run_only_a_master_here() -> None:
     assert flag_of(url=URL, duration=1, rate=1, remote_workers=1, master_bind="5600") == (
         "--master-bind"
     )
+
+
+def test_wait_flowing_names_the_log_when_no_request_completes(tmp_path: Path) -> None:
+    from kubedrill.core.errors import ActionFailed
+    from kubedrill.load import LoadRun, LoadSpec
+
+    run = LoadRun(LoadSpec(url="http://127.0.0.1:9", duration=5, rate=1), workdir=tmp_path)
+    with pytest.raises(ActionFailed, match=r"no request completed within 0\.5 s"):
+        run.wait_flowing(timeout_s=0.5)  # never started: not running

@@ -75,7 +75,7 @@ def test_checks_become_junit_testcases_and_run_json_validates(pytester: pytest.P
     assert by_id["test_steady"]["verdict"] == "PASS"
     assert by_id["test_slow"]["verdict"] == "FAIL"
     assert by_id["test_nothing_measured"]["verdict"] == "INCONCLUSIVE"
-    assert by_id["test_steady"]["timeline"]["observations"]  # the evidence travels with the verdict
+    assert by_id["test_steady"]["timeline"]["series"]  # the evidence travels with the verdict
 
     suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
     assert suite is not None

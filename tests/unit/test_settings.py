@@ -27,7 +27,9 @@ MALFORMED = [
     ("report:\n  formats: json\n", "report.formats", "a list"),
     ("run:\n  coverage_floor: 1.5\n", "run.coverage_floor", "a fraction in (0, 1]"),
     ("run:\n  skipped: ignore\n", "run.skipped", "one of 'inconclusive', 'allow'"),
-    ("chaos:\n  allowed_namespaces: [drill]\n", "chaos", "a known section"),
+    ("chaos:\n  allowed_namespaces: [drill]\n", "chaos.allowed_namespaces", "'namespaces'"),
+    ("chaos:\n  nodes: gpu-0\n", "chaos.nodes", "a list"),
+    ("chaos:\n  max_pod_fraction: 2\n", "chaos.max_pod_fraction", "a fraction in (0, 1]"),
     ("report:\n  formats: [json, pdf]\n", "report.formats", "'json'"),
     ("prometheus:\n  step_s: -5s\n", "prometheus.step_s", "duration"),
     ("- just\n- a list\n", "", "mapping of sections"),
@@ -139,7 +141,7 @@ yaml_values = st.recursive(
     max_leaves=8,
 )
 section_names = st.sampled_from(
-    ["target", "cluster", "prometheus", "load", "chaos", "report", "run", "x"]  # chaos: gone
+    ["target", "cluster", "prometheus", "load", "chaos", "report", "run", "x"]
 )
 key_names = st.sampled_from(
     [
