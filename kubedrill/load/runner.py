@@ -265,6 +265,15 @@ class LoadRun:
                 )
             time.sleep(0.1)
 
+    def remaining_s(self) -> float:
+        """Seconds left of the schedule. Its duration counts from the first send, not from
+        the launch, so a slow Locust start does not shorten it: the first window's start
+        marks it (before any window, the launch stands in, a lower bound). Size a phase
+        from this rather than from ``duration`` minus :meth:`wait_flowing`'s return."""
+        self.timeline.ingest()
+        first = min((w.start for w in self.windows()), default=self.started)
+        return max(0.0, first + self.spec.duration - time.monotonic())
+
     def last(self, seconds: float) -> LoadSummary:
         """Summary of the windows that ended in the last ``seconds`` (mid-run reading)."""
         self.timeline.ingest()

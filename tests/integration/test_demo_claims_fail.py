@@ -110,4 +110,12 @@ def test_every_demo_claim_fails_under_a_real_fault(tmp_path: Path) -> None:
         for claim in _claims(doc, "FAIL"):
             failed.setdefault(claim, name)
     never = sorted(every - set(failed))
-    assert not never, f"claims no fault made FAIL: {never}"
+    # what each run said of them instead, so a failure here says why (a CI log is all we get)
+    said = [
+        f"{name}: {sid.split('::')[-1]} / {c['name']}: {c['verdict']} — {str(c['reason'])[:300]}"
+        for name, doc in docs
+        for s in doc["scenarios"]  # type: ignore[attr-defined]
+        for c in s["checks"]
+        if (sid := s["id"], c["name"]) in never
+    ]
+    assert not never, "claims no fault made FAIL: " + "\n".join([str(never), *said])

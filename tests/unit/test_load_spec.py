@@ -93,3 +93,24 @@ def test_wait_flowing_names_the_log_when_no_request_completes(tmp_path: Path) ->
     run = LoadRun(LoadSpec(url="http://127.0.0.1:9", duration=5, rate=1), workdir=tmp_path)
     with pytest.raises(ActionFailed, match=r"no request completed within 0\.5 s"):
         run.wait_flowing(timeout_s=0.5)  # never started: not running
+
+
+def test_remaining_counts_the_schedule_from_the_first_send_not_the_launch(
+    tmp_path: Path,
+) -> None:
+    """Locust took 6 s to start: the 10 s schedule began at its first send, so 9 s of it are
+    left 1 s after that send, whatever the launch time was."""
+    import time
+
+    from kubedrill.load import LoadRun, LoadSpec
+    from kubedrill.timeline import LoadWindow
+
+    run = LoadRun(LoadSpec(url="http://127.0.0.1:9", duration=10, rate=1), workdir=tmp_path)
+    now = time.monotonic()
+    run.started = now - 7.0  # launched 7 s ago
+    assert run.remaining_s() == pytest.approx(3.0, abs=0.2)  # no window yet: a lower bound
+    window = LoadWindow(endpoint="e", start=now - 1.0, end=now, count=1, errors={}, histogram="")
+    run.timeline.record(window, source=run.source)
+    assert run.remaining_s() == pytest.approx(9.0, abs=0.2)
+    run.started = now - 30.0
+    assert run.remaining_s() == pytest.approx(9.0, abs=0.2)  # the launch no longer matters
