@@ -38,6 +38,7 @@ class ServiceProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="svcproxy", daemon=True)
         self._listeners: dict[str, _Listener] = {}
+        self._writers: set[asyncio.StreamWriter] = set()  # open connections, both sides
         self._thread.start()
 
     def _run(self) -> None:
@@ -65,7 +66,12 @@ class ServiceProxy:
 
     async def _listen(self, key: str) -> _Listener:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._handle(key, reader, writer)
+            self._writers.add(writer)
+            try:
+                await self._handle(key, reader, writer)
+            finally:  # also when cancelled while still connecting upstream
+                self._writers.discard(writer)
+                writer.close()
 
         server = await asyncio.start_server(handle, self.host, 0)
         lst = _Listener(server, int(server.sockets[0].getsockname()[1]))
@@ -93,17 +99,33 @@ class ServiceProxy:
                 await writer.wait_closed()
             return
         up_reader, up_writer = upstream
+        self._writers.add(up_writer)
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 w.close()
+            self._writers.discard(up_writer)
+            for w in (writer, up_writer):  # closed for good before the handler ends
+                with contextlib.suppress(OSError, asyncio.CancelledError):
+                    await w.wait_closed()
 
     def close(self) -> None:
         async def stop() -> None:
             for lst in self._listeners.values():
                 lst.server.close()
             self._listeners.clear()
+            # connections still being piped: end them and let their transports close on
+            # this loop, not leave them half-closed for the garbage collector to find
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in others:
+                t.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            for w in list(self._writers):  # a handler cancelled before it ran its finally
+                w.close()
+            self._writers.clear()
+            for _ in range(3):  # the transports' connection_lost callbacks
+                await asyncio.sleep(0)
 
         with contextlib.suppress(Exception):
             self._call(stop())

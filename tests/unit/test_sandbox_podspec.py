@@ -170,3 +170,30 @@ def test_proxy_skips_a_backend_that_refuses(proxy: ServiceProxy) -> None:
     b = _Echo(b"b")
     port = proxy.sync({"ns/web": [dead_port, b.port]})["ns/web"]
     assert {_ask(port) for _ in range(4)} == {b"b"}
+
+
+def test_proxy_close_leaves_no_half_closed_connection_behind() -> None:
+    """A connection still piped when the proxy closes is ended on the proxy's loop: no
+    transport is left for the garbage collector to warn about (CI failed a later test on
+    exactly that ResourceWarning)."""
+    import gc
+    import sys
+
+    held = socket.socket()  # a backend that accepts and never answers
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    p = ServiceProxy()
+    port = p.sync({"ns/web": [held.getsockname()[1]]})["ns/web"]
+    client = socket.create_connection(("127.0.0.1", port), timeout=2)
+    conn, _ = held.accept()  # the proxy's upstream connection is open: piping has begun
+    seen: list[str] = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: seen.append(f"{u.exc_type.__name__}: {u.exc_value}")
+    try:
+        p.close()
+        for s_ in (client, conn, held):
+            s_.close()
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert not seen, seen
