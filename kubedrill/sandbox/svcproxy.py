@@ -38,7 +38,6 @@ class ServiceProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="svcproxy", daemon=True)
         self._listeners: dict[str, _Listener] = {}
-        self._writers: set[asyncio.StreamWriter] = set()  # open connections, both sides
         self._thread.start()
 
     def _run(self) -> None:
@@ -66,11 +65,9 @@ class ServiceProxy:
 
     async def _listen(self, key: str) -> _Listener:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self._writers.add(writer)
             try:
                 await self._handle(key, reader, writer)
             finally:  # also when cancelled while still connecting upstream
-                self._writers.discard(writer)
                 writer.close()
 
         server = await asyncio.start_server(handle, self.host, 0)
@@ -99,13 +96,11 @@ class ServiceProxy:
                 await writer.wait_closed()
             return
         up_reader, up_writer = upstream
-        self._writers.add(up_writer)
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 w.close()
-            self._writers.discard(up_writer)
             for w in (writer, up_writer):  # closed for good before the handler ends
                 with contextlib.suppress(OSError, asyncio.CancelledError):
                     await w.wait_closed()
@@ -121,9 +116,6 @@ class ServiceProxy:
             for t in others:
                 t.cancel()
             await asyncio.gather(*others, return_exceptions=True)
-            for w in list(self._writers):  # a handler cancelled before it ran its finally
-                w.close()
-            self._writers.clear()
             for _ in range(3):  # the transports' connection_lost callbacks
                 await asyncio.sleep(0)
 
